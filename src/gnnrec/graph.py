@@ -7,6 +7,7 @@ Node numbering of the bipartite graph: users ``0..n_users-1``, then items ``n_us
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,8 +53,17 @@ def normalized_adjacency(n: int, rows: np.ndarray, cols: np.ndarray) -> torch.Te
     inv_sqrt[nz] = deg[nz] ** -0.5
     values = (inv_sqrt[rows] * inv_sqrt[cols]).astype(np.float32)
     indptr, indices, data = csr_from_pairs(n, n, rows, cols, values)
-    return torch.sparse_csr_tensor(torch.from_numpy(indptr), torch.from_numpy(indices),
-                                   torch.from_numpy(data), size=(n, n))
+    return sparse_csr(indptr, indices, data, (n, n))
+
+
+def sparse_csr(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
+    """A torch CSR tensor from numpy CSR arrays (int64 indices, float32 values)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return torch.sparse_csr_tensor(torch.from_numpy(np.ascontiguousarray(indptr, dtype=np.int64)),
+                                       torch.from_numpy(np.ascontiguousarray(indices, dtype=np.int64)),
+                                       torch.from_numpy(np.ascontiguousarray(data, dtype=np.float32)),
+                                       size=size, check_invariants=False)
 
 
 @dataclass(frozen=True)

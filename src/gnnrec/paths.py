@@ -49,7 +49,7 @@ class Paths:
 
     def train_history(self, name: str) -> Path:
         """Per-epoch training curve, a DVC plot."""
-        return self.root / "reports" / "train" / f"{name}.csv"
+        return self.root / "reports" / "curves" / f"{name}.csv"
 
     @property
     def metrics(self) -> Path:

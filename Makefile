@@ -1,0 +1,44 @@
+# The README's two commands: `make run` and `make test`. Everything else is a helper of those two.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+STAMP := $(VENV)/.installed
+
+# offline and quiet: no telemetry from DVC, Prefect or Great Expectations
+export DO_NOT_TRACK := 1
+export DVC_NO_ANALYTICS := 1
+export GX_ANALYTICS_ENABLED := false
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
+export PATH := $(BIN):$(PATH)
+
+.PHONY: run test install data bench clean-venv
+
+run: $(STAMP) data
+	$(BIN)/python -m flows.pipeline
+	@echo "report: reports/report.html (and reports/report.md); metrics: reports/metrics.json"
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+install: $(STAMP)
+
+# torch first, pinned, so that pip takes the CPU build on this machine's disk instead of a CUDA build;
+# then every other package at the exact versions that were tested (requirements.lock).
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check torch==2.13.0
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $(STAMP)
+
+# the embedded default dataset, generated deterministically from params.yaml (versioned by data.dvc)
+data: $(STAMP)
+	$(BIN)/gnnrec data synthetic
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks
+
+clean-venv:
+	rm -rf $(VENV)
