@@ -1,0 +1,349 @@
+"""The generic ``csv`` / ``parquet`` sources, and the readers every loader shares.
+
+Readers keep every value as text (``str`` columns) and add ``row``, the 1-based line of the source file
+where the record starts (header counted), so that the validate stage can point at the offending line.
+Anything that prevents reading a file as a table raises :class:`~gnnrec.errors.DataError` naming the
+file and, where it applies, the line or column: a missing or empty file, a missing column, a record with
+the wrong number of fields, broken quoting, bytes that are not text in the expected encoding.
+
+How a delimited file is read
+----------------------------
+1. The bytes are checked for NUL (binary data) and decoded strictly (UTF-8 with an optional BOM, or
+   another codec such as latin-1); CRLF and CR line endings become LF.
+2. Every record is located first, giving its start line and its field count: with a vectorised scan of
+   the bytes when no record can span lines (no quote character, or quoting off), else with
+   :mod:`csv` in strict mode, which also rejects broken quoting. Records with the wrong number of
+   fields are errors here, because pandas' C parser silently pads short rows and, in some layouts,
+   drops the extra fields of long ones.
+3. pandas' C parser then splits the values (``skip_blank_lines=False``, so its rows line up with the
+   records located in step 2; the two counts are checked to agree). Blank lines are dropped.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Mapping, Optional, Sequence
+
+import numpy as np
+import pandas as pd
+
+from gnnrec.datasets import RawTables, data_dir, empty_items, empty_social, empty_table, require_data_dir
+from gnnrec.errors import DataError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from gnnrec.config import Params
+
+QUOTE = '"'
+_NEWLINE, _TAB, _SPACE = 10, 9, 32
+
+
+# ---------------------------------------------------------------------------------- file access
+def require_file(path: Path, what: str) -> Path:
+    """Return ``path`` if it is an existing file, else raise a DataError saying what it should hold."""
+    if path.is_dir():
+        raise DataError(f"is a folder, expected the {what} file", file=str(path))
+    if not path.is_file():
+        raise DataError(f"required file is missing (the {what} file)", file=str(path))
+    return path
+
+
+def read_bytes(path: Path) -> bytes:
+    """The file's bytes; OS errors become DataErrors naming the file."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise DataError("required file is missing", file=str(path)) from None
+    except IsADirectoryError:
+        raise DataError("is a folder, expected a data file", file=str(path)) from None
+    except OSError as exc:
+        raise DataError(f"cannot read the file: {exc.strerror or exc}", file=str(path)) from None
+
+
+def decode_text(raw: bytes, path: Path, encoding: str = "utf-8") -> str:
+    """Decode ``raw`` strictly and normalise line endings to ``\\n``.
+
+    A UTF-8 byte-order mark is dropped. NUL bytes (binary data) and undecodable bytes raise a DataError
+    naming the byte offset and the line.
+    """
+    nul = raw.find(b"\x00")
+    if nul >= 0:
+        raise DataError(f"binary data, not a text table: NUL byte at byte offset {nul} (line {_line_at(raw, nul)})",
+                        file=str(path), row=_line_at(raw, nul))
+    base = 0
+    if codecs.lookup(encoding).name == "utf-8" and raw.startswith(codecs.BOM_UTF8):
+        base = len(codecs.BOM_UTF8)
+    try:
+        text = raw[base:].decode(encoding)
+    except UnicodeDecodeError as exc:
+        offset = base + exc.start
+        line = _line_at(raw, offset)
+        raise DataError(f"not valid {encoding} text: byte 0x{raw[offset]:02x} at byte offset {offset} (line {line}) "
+                        f"cannot be decoded; save the file as {encoding}", file=str(path), row=line) from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _line_at(raw: bytes, offset: int) -> int:
+    return raw.count(b"\n", 0, offset) + 1
+
+
+# ------------------------------------------------------------------------------- record location
+@dataclass(frozen=True)
+class _Records:
+    """Every record (logical row, header and blank lines included) of a text, in order."""
+
+    line: np.ndarray     # int64 [R]: 1-based line where the record starts
+    fields: np.ndarray   # int64 [R]: number of fields
+    blank: np.ndarray    # bool  [R]: the record is an empty or whitespace-only line
+    header: list[str]    # fields of the first record
+
+
+def _line_stats(buf: np.ndarray, sep_byte: Optional[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Per physical line of ``buf`` (UTF-8 bytes, LF endings): separator count and blankness."""
+    ends = np.flatnonzero(buf == _NEWLINE)
+    if len(buf) and buf[-1] != _NEWLINE:
+        ends = np.append(ends, len(buf))
+    n_lines = len(ends)
+
+    def per_line(mask: np.ndarray) -> np.ndarray:
+        return np.bincount(np.searchsorted(ends, np.flatnonzero(mask)), minlength=n_lines)
+
+    content = (buf != _NEWLINE) & (buf != _TAB) & (buf != _SPACE)
+    blank = per_line(content) == 0
+    seps = per_line(buf == sep_byte) if sep_byte is not None else np.zeros(n_lines, dtype=np.int64)
+    return seps, blank
+
+
+def _scan_plain(text: str, sep: str) -> _Records:
+    """Records of a text where each record is one line (no quoting): fully vectorised."""
+    buf = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
+    seps, blank = _line_stats(buf, ord(sep))
+    first = text.split("\n", 1)[0]
+    return _Records(line=np.arange(1, len(seps) + 1, dtype=np.int64), fields=seps + 1, blank=blank,
+                    header=first.split(sep))
+
+
+def _scan_quoted(text: str, sep: str, path: Path) -> _Records:
+    """Records of a text with quoted fields (which may span lines), with :mod:`csv` in strict mode."""
+    buf = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
+    _, line_blank = _line_stats(buf, None)
+    reader = csv.reader(io.StringIO(text), delimiter=sep, quotechar=QUOTE, doublequote=True, strict=True)
+    starts: list[int] = []
+    counts: list[int] = []
+    header: list[str] = []
+    consumed = 0
+    try:
+        for record in reader:
+            if not starts:
+                header = record
+            starts.append(consumed + 1)
+            counts.append(len(record))
+            consumed = reader.line_num
+    except csv.Error as exc:
+        raise DataError(f"malformed CSV in the record starting on this line: {exc} (check the quoting)",
+                        file=str(path), row=consumed + 1) from None
+    line = np.asarray(starts, dtype=np.int64)
+    return _Records(line=line, fields=np.asarray(counts, dtype=np.int64), blank=line_blank[line - 1],
+                    header=header)
+
+
+# ------------------------------------------------------------------------------------- the reader
+def read_delimited(path: Path, columns: Mapping[str, str], *, sep: str = ",", header: bool = True,
+                   field_names: Optional[Sequence[str]] = None, encoding: str = "utf-8", quoting: bool = True,
+                   allow_empty: bool = False) -> pd.DataFrame:
+    """Read a delimited text file into a table of text columns plus ``row``.
+
+    Args:
+        path: the file.
+        columns: output column → source column (a header name, or one of ``field_names``).
+        sep: the field separator (one character).
+        header: whether the first line names the columns. Without one, ``field_names`` names every field
+            and fixes how many fields each line must have.
+        field_names: the fields of a header-less file, in order.
+        encoding: the text encoding (``utf-8`` accepts a byte-order mark).
+        quoting: whether ``"`` quotes fields (off for files whose values contain stray quotes).
+        allow_empty: accept a file without data rows (a 0-row table) instead of raising.
+
+    Returns:
+        One ``str`` column per key of ``columns`` (in that order) and ``row`` (int64, 1-based line of
+        the source file where the record starts, header counted).
+    """
+    text = decode_text(read_bytes(path), path, encoding)
+    if not text.strip():
+        raise DataError("no data rows: the file is empty", file=str(path))
+    records = _locate_records(text, sep, quoting, path)
+    names = list(records.header) if header else list(field_names or ())
+    if not names:
+        raise DataError("the first line (the header) is empty", file=str(path), row=1)
+    positions = _column_positions(names, columns, path, header)
+    _check_field_counts(records, len(names), path, header)
+    data_mask = ~records.blank
+    if header:
+        data_mask[0] = False
+    if not data_mask.any():
+        if allow_empty:
+            return empty_table(columns)
+        raise DataError("no data rows" + (" (only a header)" if header else ""), file=str(path))
+    frame = _parse_values(text, sep, quoting, len(names), sorted(set(positions.values())), path)
+    if len(frame) != len(records.line):
+        raise DataError(f"could not split the file into rows consistently ({len(frame)} rows parsed, "
+                        f"{len(records.line)} records found): check the quoting", file=str(path))
+    kept = frame.loc[data_mask]
+    out = pd.DataFrame({name: kept[pos].to_numpy() for name, pos in positions.items()}, dtype="str")
+    out["row"] = records.line[data_mask]
+    return out
+
+
+def _locate_records(text: str, sep: str, quoting: bool, path: Path) -> _Records:
+    if len(sep) == 1 and sep.isascii() and (not quoting or QUOTE not in text):
+        return _scan_plain(text, sep)
+    if not quoting:  # a non-ASCII separator without quoting: split lines in Python (rare)
+        lines = text.split("\n")
+        if lines and lines[-1] == "":
+            lines.pop()
+        return _Records(line=np.arange(1, len(lines) + 1, dtype=np.int64),
+                        fields=np.array([ln.count(sep) + 1 for ln in lines], dtype=np.int64),
+                        blank=np.array([not ln.strip() for ln in lines], dtype=bool),
+                        header=lines[0].split(sep) if lines else [])
+    return _scan_quoted(text, sep, path)
+
+
+def _column_positions(names: Sequence[str], columns: Mapping[str, str], path: Path, header: bool) -> dict[str, int]:
+    """Output column → field position; a DataError names a missing or ambiguous column."""
+    positions: dict[str, int] = {}
+    for out_name, source in columns.items():
+        hits = [i for i, name in enumerate(names) if name == source]
+        if not hits:
+            found = ", ".join(repr(n) for n in names)
+            where = "columns found in the header" if header else "fields"
+            raise DataError(f"missing column '{source}' (needed for {out_name}); {where}: {found}",
+                            file=str(path), column=source)
+        if len(hits) > 1:
+            raise DataError(f"column '{source}' appears {len(hits)} times in the header", file=str(path),
+                            column=source)
+        positions[out_name] = hits[0]
+    return positions
+
+
+def _check_field_counts(records: _Records, expected: int, path: Path, header: bool) -> None:
+    bad = np.flatnonzero((records.fields != expected) & ~records.blank)
+    if len(bad) == 0:
+        return
+    first = bad[0]
+    what = "the header has" if header else "the format has"
+    more = f"; {len(bad)} malformed lines in all" if len(bad) > 1 else ""
+    raise DataError(f"malformed line: expected {expected} fields ({what} {expected}), found {records.fields[first]}"
+                    f"{more} (check the separator and quoting)", file=str(path), row=int(records.line[first]))
+
+
+def _parse_values(text: str, sep: str, quoting: bool, n_fields: int, usecols: list[int], path: Path) -> pd.DataFrame:
+    """Split the values with pandas' C parser: every record (blank lines included) becomes one row."""
+    try:
+        return pd.read_csv(io.StringIO(text), sep=sep, header=None, names=list(range(n_fields)), usecols=usecols,
+                           dtype=str, keep_default_na=False, na_filter=False, skip_blank_lines=False,
+                           quoting=csv.QUOTE_MINIMAL if quoting else csv.QUOTE_NONE, quotechar=QUOTE,
+                           engine="c", on_bad_lines="error")
+    except (pd.errors.ParserError, ValueError) as exc:  # the record scan should have caught these
+        raise DataError(f"malformed file: {exc}".strip(), file=str(path)) from None
+
+
+# ------------------------------------------------------------------------------------- parquet
+def read_parquet_table(path: Path, columns: Mapping[str, str], *, allow_empty: bool = False) -> pd.DataFrame:
+    """Read the named columns of a Parquet file as text, plus ``row`` (1-based position of the row).
+
+    Values are converted faithfully (by Arrow's casts): integers as decimal strings, floats without a
+    fraction as ``"3"`` and others as their shortest repr (``"1.5"``, ``"1e+20"``; ``"nan"``, ``"inf"``
+    stay visible so that validation can reject them),
+    booleans as ``"true"``/``"false"``, timestamps and dates as unix seconds; nulls stay missing.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if path.is_dir():
+        raise DataError("is a folder, expected a Parquet file", file=str(path))
+    if not path.exists():
+        raise DataError("required file is missing", file=str(path))
+    try:
+        parquet = pq.ParquetFile(path)
+        names = list(parquet.schema_arrow.names)
+    except (pa.ArrowException, OSError) as exc:
+        raise DataError(f"not a readable Parquet file ({exc})", file=str(path)) from None
+    positions = _column_positions(names, columns, path, header=True)
+    try:
+        table = parquet.read(columns=list(dict.fromkeys(columns.values())))
+    except (pa.ArrowException, OSError) as exc:
+        raise DataError(f"cannot read the Parquet data ({exc})", file=str(path)) from None
+    if table.num_rows == 0:
+        if allow_empty:
+            return empty_table(columns)
+        raise DataError("no data rows", file=str(path))
+    out = pd.DataFrame({name: _arrow_to_text(table.column(names[pos]), path, names[pos])
+                        for name, pos in positions.items()})
+    out["row"] = np.arange(1, table.num_rows + 1, dtype=np.int64)
+    return out
+
+
+def _arrow_to_text(column, path: Path, name: str) -> pd.Series:
+    """One Arrow column → a pandas ``str`` Series (nulls stay missing)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    kind = column.type
+    try:
+        if pa.types.is_dictionary(kind):
+            column = pc.cast(column, kind.value_type)
+            kind = column.type
+        if pa.types.is_timestamp(kind) or pa.types.is_date(kind):
+            column = pc.cast(pc.cast(column, pa.timestamp("s"), safe=False), pa.int64())
+        elif pa.types.is_nested(kind):
+            raise DataError(f"column has the nested type {kind}; expected plain values", file=str(path), column=name)
+        text = pc.cast(column, pa.string())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise DataError(f"values of type {kind} cannot be read as text ({exc})", file=str(path),
+                        column=name) from None
+    return text.to_pandas().astype("str")
+
+
+# ------------------------------------------------------------------------------------- loaders
+def _source_file(data_dir: Path, name: str) -> Path:
+    """A file named in ``data.tabular``: absolute as given, relative under ``data.path``."""
+    path = Path(name).expanduser()
+    return path if path.is_absolute() else data_dir / path
+
+
+def _separator(sep: str) -> str:
+    return "\t" if sep in ("\\t", "\t") else sep
+
+
+def load(params: "Params") -> RawTables:
+    """Load the generic ``csv`` or ``parquet`` source described by ``params.data.tabular``."""
+    tab = params.data.tabular
+    source = params.data.source
+    folder = data_dir(params)
+    files = {"interactions": tab.interactions, "social": tab.social, "items": tab.items}
+    paths = {table: _source_file(folder, name) for table, name in files.items() if name}
+    if any(not Path(name).expanduser().is_absolute() for name in files.values() if name):
+        require_data_dir(params, [name for name in files.values() if name])
+
+    def read(table: str, cols: dict[str, Optional[str]]) -> pd.DataFrame:
+        wanted = {out: src for out, src in cols.items() if src is not None}
+        path = require_file(paths[table], f"{table} (data.tabular.{table})")
+        if source == "parquet":
+            return read_parquet_table(path, wanted)
+        return read_delimited(path, wanted, sep=_separator(tab.sep))
+
+    c = tab.columns
+    interactions = read("interactions", {"user": c.user, "item": c.item, "rating": c.rating,
+                                         "timestamp": c.timestamp})
+    social = (read("social", {"src": tab.social_columns.src, "dst": tab.social_columns.dst})
+              if "social" in paths else empty_social())
+    items = empty_items()
+    if "items" in paths:
+        items = read("items", {"item": tab.item_columns.item, "name": tab.item_columns.name})
+        if "name" not in items.columns:  # no name column configured: names unknown
+            items.insert(1, "name", pd.Series([pd.NA] * len(items), dtype="str"))
+    return RawTables(source=source, path=folder, interactions=interactions, social=social, items=items,
+                     files={table: paths.get(table) for table in files})
