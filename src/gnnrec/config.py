@@ -148,8 +148,8 @@ class SplitConfig:
 # --------------------------------------------------------------------------------------- graph
 @dataclass(frozen=True)
 class SocialGraphConfig:
-    min_common_items: int = 1
-    min_jaccard: float = 0.0
+    min_common_items: int = 2
+    min_jaccard: float = 0.04
 
     def __post_init__(self) -> None:
         if self.min_common_items < 0:

@@ -23,8 +23,8 @@ def degree_summary(degrees: np.ndarray) -> dict[str, float]:
     d = np.asarray(degrees, dtype=np.float64)
     if len(d) == 0:
         return {"min": 0.0, "p50": 0.0, "mean": 0.0, "p90": 0.0, "max": 0.0}
-    return {"min": float(d.min()), "p50": float(np.percentile(d, 50)), "mean": round(float(d.mean()), 6),
-            "p90": float(np.percentile(d, 90)), "max": float(d.max())}
+    return {"min": float(d.min()), "p50": round(float(np.percentile(d, 50)), 3),
+            "mean": round(float(d.mean()), 3), "p90": round(float(np.percentile(d, 90)), 3), "max": float(d.max())}
 
 
 def noise_scores(noise: np.ndarray, keep: np.ndarray) -> dict[str, Any]:
