@@ -1,0 +1,58 @@
+"""Stage ``report``: every stage's outputs → ``reports/report.html`` (self-contained),
+``reports/report.md`` and ``reports/figures/*.png``.
+
+Reads (paths from :class:`gnnrec.paths.Paths`): ``reports/{validation,graph,metrics,evaluation}.json``,
+``reports/train/<model>.{json,csv}``, ``artifacts/recommendations.parquet``,
+``artifacts/dataset/{users,items}.parquet``, ``artifacts/split/{train,test}.parquet``,
+``artifacts/ingest/manifest.json`` and whatever ``reports/timings/*.json`` exist. Only the validation,
+graph and metrics reports are required.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gnnrec.config import Params
+from gnnrec.io import write_bytes, write_text
+from gnnrec.paths import Paths
+from gnnrec.reporting.render import (build_context, metrics_table_rows, render_html, render_markdown,
+                                     render_summary_markdown)
+
+
+def run(params: Params, paths: Paths) -> dict[str, Any]:
+    """Write the report files atomically and return a JSON-able summary.
+
+    The summary carries ``summary_markdown`` (dataset line, best model, metrics table) and
+    ``metrics_table`` (one dict per model: ``model`` plus each ``metric@K``), which the orchestration
+    layer publishes as Prefect markdown and table artifacts.
+    """
+    context = build_context(params, paths)
+    html = render_html(context)
+    markdown = render_markdown(context)
+
+    written = []
+    for fig in context["figures"]:
+        write_bytes(paths.figures / fig["filename"], fig["png"])
+        written.append(fig["filename"])
+    # The figures folder is this stage's own output: drop figures an earlier run wrote that this one did not.
+    if paths.figures.is_dir():
+        for stale in paths.figures.glob("*.png"):
+            if stale.name not in written:
+                stale.unlink()
+    write_text(paths.report_md, markdown)
+    write_text(paths.report_html, html)
+
+    metrics = context["metrics"]
+    return {
+        "html": str(paths.report_html),
+        "markdown": str(paths.report_md),
+        "figures": [str(paths.figures / name) for name in written],
+        "models": list(context["models"]),
+        "best_model": metrics["best_model"],
+        "best_metric": metrics["primary"],
+        "best_value": metrics["best_value"],
+        "example_users": len(context["examples"]["users"]),
+        "notes": list(context["notes"]),
+        "summary_markdown": render_summary_markdown(context),
+        "metrics_table": metrics_table_rows(context),
+    }
