@@ -1,0 +1,109 @@
+"""End to end: ``dvc repro`` of the whole pipeline on a tiny dataset in a temporary copy of the repo,
+every stage through its Prefect flow (against a real Prefect server)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+MODELS = ("lightgcn", "mf", "popularity")
+
+
+def test_repro_writes_metrics_and_report(tiny_project):
+    metrics = json.loads(tiny_project.read("reports/metrics.json"))
+    assert sorted(metrics) == sorted(MODELS)
+    for model in MODELS:
+        assert sorted(metrics[model]) == sorted(f"{m}@{k}" for m in ("recall", "ndcg", "precision", "hitrate")
+                                                for k in (5, 10))
+        assert all(0.0 <= v <= 1.0 for v in metrics[model].values())
+        assert metrics[model]["recall@10"] >= metrics[model]["recall@5"]
+    html = tiny_project.read("reports/report.html")
+    assert "lightgcn" in html and "<img" in html and "data:image/png;base64," in html
+    assert "http://" not in html.replace("http://127.0.0.1", "") and "https://" not in html
+    assert (tiny_project.root / "reports" / "report.md").exists()
+    assert (tiny_project.root / "artifacts" / "recommendations.parquet").exists()
+    for model in ("lightgcn", "mf"):
+        curve = tiny_project.read(f"reports/curves/{model}.csv").splitlines()
+        assert curve[0] == "epoch,loss,val_score,seconds" and len(curve) >= 2
+
+
+def test_status_is_clean_and_second_repro_skips_every_stage(tiny_project):
+    status = tiny_project.dvc("status")
+    assert "up to date" in status.stdout, status.stdout
+    again = tiny_project.dvc("repro")
+    assert "Running stage" not in again.stdout, again.stdout
+    graph = json.loads(tiny_project.read("reports/graph.json"))
+    assert graph["social"]["kept"] + graph["social"]["dropped"] == graph["social"]["ties_in"]
+    assert graph["social"]["noise"] is not None
+
+
+def test_retraining_with_the_same_seed_gives_identical_metrics(tiny_project):
+    before = tiny_project.read("reports/metrics.json")
+    for stage in ("train@lightgcn", "train@mf", "evaluate"):
+        tiny_project.dvc("repro", "--force", "--single-item", stage)
+    assert tiny_project.read("reports/metrics.json") == before
+
+
+BAD_INPUTS = {
+    "missing column": ("user_id,rating\n1,5\n2,4\n", "item_id"),
+    "non-integral id": ("user_id,item_id\n1,10\n2,1.5\n3,11\n", "1.5"),
+    "NaN rating": ("user_id,item_id,rating\n1,10,4\n2,11,nan\n3,12,5\n", "rating"),
+    "empty file": ("", "interactions.csv"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_csv_input_fails_early_and_keeps_last_good_outputs(tiny_project, tmp_path, case):
+    text, needle = BAD_INPUTS[case]
+    (tmp_path / "interactions.csv").write_text(text)
+    metrics_before = tiny_project.read("reports/metrics.json")
+    rating = "rating" if "rating" in text.split("\n")[0] else None
+    tiny_project.set_params({"data": {"source": "csv", "path": str(tmp_path),
+                                      "tabular": {"columns": {"rating": rating}}}})
+    try:
+        result = tiny_project.dvc("repro", check=False)
+        output = result.stdout + result.stderr
+        assert result.returncode != 0
+        assert needle in output
+        assert "Running stage 'split'" not in output  # nothing after the failing stage ran
+        assert "Traceback" not in output
+        assert tiny_project.read("reports/metrics.json") == metrics_before
+        assert "changed" in tiny_project.dvc("status").stdout
+    finally:
+        tiny_project.run("git", "checkout", "-q", "params.yaml")
+
+
+def test_anomalies_are_repaired_by_default_and_fail_when_strict(tiny_project, tmp_path):
+    (tmp_path / "interactions.csv").write_text(
+        "user_id,item_id\n" + "".join(f"u{u},i{i}\n" for u in range(6) for i in range(5)) + "u1,i1\n")
+    (tmp_path / "social.csv").write_text("src,dst\nu1,u2\nu3,u3\nu4,ghost\n")
+    tiny_project.set_params({"data": {"source": "csv", "path": str(tmp_path),
+                                      "tabular": {"social": "social.csv"}}})
+    try:
+        tiny_project.dvc("repro", "validate")
+        report = json.loads(tiny_project.read("reports/validation.json"))
+        assert report["success"] is True
+        assert report["repairs"]["duplicate_interactions_merged"] == 1
+        assert report["repairs"]["social_self_loops_dropped"] == 1
+        assert report["repairs"]["social_unknown_users_dropped"] == 1
+        tiny_project.set_params({"validate": {"strict": True}})
+        strict = tiny_project.dvc("repro", "validate", check=False)
+        assert strict.returncode != 0
+        out = strict.stdout + strict.stderr
+        assert "duplicate" in out.lower() or "unique" in out.lower()
+        kept = json.loads((tiny_project.root / "logs" / "validation" / "latest.json").read_text())
+        assert kept["success"] is False and kept["failures"]
+    finally:
+        tiny_project.run("git", "checkout", "-q", "params.yaml")
+        tiny_project.dvc("checkout", "-q", check=False)
+
+
+def test_experiment_with_one_model_skips_unchanged_training(tiny_project):
+    result = tiny_project.dvc("exp", "run", "-S", "models=[mf]", "--name", "only-mf")
+    assert "Stage 'train@mf' didn't change, skipping" in result.stdout, result.stdout
+    assert "Running stage 'evaluate'" in result.stdout
+    shown = tiny_project.dvc("exp", "show", "--no-pager", "--csv")
+    assert "only-mf" in shown.stdout
