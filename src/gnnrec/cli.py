@@ -53,7 +53,11 @@ def stage(
     root: Path = typer.Option(Path("."), help="project root"),
 ) -> None:
     """Run one stage directly, without Prefect (for debugging); DVC runs stages through their flows."""
+    import logging
+
     from gnnrec.stages import run_stage
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
 
     try:
         summary = run_stage(name, model=model, root=root)

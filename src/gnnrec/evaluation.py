@@ -1,0 +1,238 @@
+"""Full-ranking evaluation (DESIGN §5), chunked over users.
+
+Every user is scored against **all** items, ``chunk_size`` users at a time (the ``users × items`` score
+matrix is never materialised whole). Items in the user's ``exclude`` set (training items; training and
+validation items when evaluating on test) are masked to ``-inf``. The top ``max(ks)`` items are ordered
+by score, **ties broken by item id (lower first)**, deterministically.
+
+Metrics, per user with at least one held-out item, then averaged over those users:
+
+- ``recall@K`` = hits in the top K / number of the user's held-out items
+- ``ndcg@K`` = DCG / IDCG with binary gains, ``DCG = Σ_{rank r ≤ K, hit} 1 / log2(r + 1)`` and the
+  ideal DCG over ``min(K, |held-out|)`` hits
+- ``precision@K`` = hits / K
+- ``hitrate@K`` = 1 if any hit in the top K
+
+Sparse sets are :data:`CSR` pairs ``(indptr [n_users + 1], indices [nnz])`` of long tensors, with the
+column indices of each row sorted and distinct (build them with :func:`csr_from_pairs`); they are moved
+to the embeddings' device. A ``scipy.sparse`` CSR matrix (canonical format) is accepted too.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Optional, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+CSR = tuple[Tensor, Tensor]
+METRICS = ("recall", "ndcg", "precision", "hitrate")
+
+
+def csr_from_pairs(n_users: int, n_items: int, users, items) -> CSR:
+    """``(indptr, indices)`` of the binary ``n_users × n_items`` matrix with entries at ``(users, items)``
+    (any number of pair arrays may be concatenated beforehand; duplicates are merged)."""
+    u, i = _long(users), _long(items)
+    keys = torch.unique(u * n_items + i)                                    # sorted by (user, item)
+    counts = torch.bincount(keys // n_items, minlength=n_users)
+    indptr = torch.zeros(n_users + 1, dtype=torch.long, device=keys.device)
+    indptr[1:] = torch.cumsum(counts, 0)
+    return indptr, keys % n_items
+
+
+def _long(values) -> Tensor:
+    if isinstance(values, Tensor):
+        return values.long()
+    return torch.from_numpy(np.array(values, dtype=np.int64).reshape(-1))
+
+
+def csr_union(a: CSR, b: CSR, n_items: int) -> CSR:
+    """Entry-wise union of two CSR sets with the same number of rows."""
+    n_users = len(a[0]) - 1
+    ua, ia = csr_to_pairs(a)
+    ub, ib = csr_to_pairs(b)
+    return csr_from_pairs(n_users, n_items, torch.cat([ua, ub]), torch.cat([ia, ib]))
+
+
+def csr_to_pairs(csr: CSR) -> tuple[Tensor, Tensor]:
+    """``(rows [nnz], cols [nnz])`` of a CSR set."""
+    indptr, indices = csr
+    rows = torch.repeat_interleave(torch.arange(len(indptr) - 1, device=indptr.device), indptr.diff())
+    return rows, indices
+
+
+def _gather_rows(csr: CSR, rows: Tensor) -> tuple[Tensor, Tensor]:
+    """Entries of the CSR rows ``rows``: ``(position of the row in rows [m], column [m])``."""
+    indptr, indices = csr
+    start = indptr[rows]
+    count = indptr[rows + 1] - start                                         # [c]
+    total = int(count.sum())
+    local = torch.repeat_interleave(torch.arange(len(rows), device=rows.device), count, output_size=total)
+    first = torch.cumsum(count, 0) - count                                   # [c] offset of each row's block
+    offset = torch.arange(total, device=rows.device) - first[local] + start[local]
+    return local, indices[offset]
+
+
+def as_csr(csr) -> CSR:
+    """``(indptr, indices)`` long tensors from a CSR pair or a canonical ``scipy.sparse`` CSR matrix."""
+    if hasattr(csr, "indptr") and hasattr(csr, "indices"):
+        csr = csr.tocsr()
+        csr.sum_duplicates()
+        csr.sort_indices()
+        return _long(csr.indptr), _long(csr.indices)
+    return csr[0].long(), csr[1].long()
+
+
+def _check_csr(csr: CSR, n_rows: int, name: str) -> None:
+    if len(csr[0]) != n_rows + 1:
+        raise ValueError(f"{name}: indptr has {len(csr[0])} entries, expected n_users + 1 = {n_rows + 1}")
+
+
+def _to(csr: CSR, device: torch.device) -> CSR:
+    csr = as_csr(csr)
+    return csr[0].to(device), csr[1].to(device)
+
+
+def topk_tiebreak(scores: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """Top ``k`` of each row of ``scores`` ``[c, n]`` → ``(values [c, k], ids [c, k])``, ordered by score
+    (descending) then by column id (ascending); with ties at the k-th value, the lowest ids get in.
+
+    ``torch.topk`` picks arbitrarily among ties. It is asked for ``k + 1`` values: where the ``k+1``-th
+    equals the ``k``-th, a tie crosses the cut and that row gets an exact selection (``cumsum`` over
+    the tied entries in id order); other rows' top-k sets are unique and only need ordering.
+    """
+    n = scores.shape[1]
+    k = min(k, n)
+    if k == 0:
+        return scores[:, :0], torch.zeros(scores.shape[0], 0, dtype=torch.long, device=scores.device)
+    vals, ids = torch.topk(scores, min(k + 1, n), dim=1)                    # [c, k(+1)], sorted
+    if k < n:
+        bad = torch.nonzero(vals[:, k] == vals[:, k - 1]).flatten()         # a tie across the cut
+        vals, ids = vals[:, :k], ids[:, :k]
+    else:
+        bad = vals.new_zeros(0, dtype=torch.long)
+    if len(bad):
+        sub = scores[bad]                                                    # [b, n]
+        sub_kth = vals[bad, k - 1:k]                                         # [b, 1]
+        greater = sub > sub_kth
+        tied = sub == sub_kth
+        need = k - greater.sum(1, keepdim=True, dtype=torch.int32)           # [b, 1] slots left for ties
+        take = greater | (tied & (torch.cumsum(tied, 1, dtype=torch.int32) <= need))
+        sel = torch.nonzero(take)[:, 1].view(len(bad), k)                    # exactly k per row, id order
+        ids[bad] = sel
+        vals[bad] = sub.gather(1, sel)
+    # order: score descending, then id ascending (stable sort over id-sorted entries)
+    order = ids.argsort(dim=1)
+    ids, vals = ids.gather(1, order), vals.gather(1, order)
+    order = torch.sort(vals, dim=1, descending=True, stable=True).indices
+    return vals.gather(1, order), ids.gather(1, order)
+
+
+def _ranked_chunks(user_emb: Tensor, item_emb: Tensor, exclude: Optional[CSR], users: Tensor, k: int,
+                   chunk_size: int) -> Iterable[tuple[Tensor, Tensor, Tensor]]:
+    """Yield ``(users [c], ids [c, k], scores [c, k])`` per chunk of users."""
+    item_t = item_emb.t()                                                    # [d, n_items]
+    for start in range(0, len(users), chunk_size):
+        chunk = users[start:start + chunk_size]                              # [c]
+        scores = user_emb[chunk] @ item_t                                    # [c, n_items]
+        if exclude is not None:
+            row, col = _gather_rows(exclude, chunk)
+            scores[row, col] = float("-inf")
+        vals, ids = topk_tiebreak(scores, k)
+        yield chunk, ids, vals
+
+
+def evaluable_users(test: CSR, users: Optional[Tensor] = None) -> Tensor:
+    """Users (of ``users``, default all) with at least one held-out item, ascending."""
+    indptr = as_csr(test)[0]
+    if users is None:
+        users = torch.arange(len(indptr) - 1, device=indptr.device)
+    users = torch.as_tensor(users, dtype=torch.long, device=indptr.device)
+    return torch.unique(users[(indptr[users + 1] - indptr[users]) > 0])
+
+
+@torch.no_grad()
+def evaluate_ranking(user_emb: Tensor, item_emb: Tensor, exclude: Optional[CSR], test: CSR,
+                     ks: Sequence[int] = (10, 20), chunk_size: int = 1024,
+                     users: Optional[Tensor] = None) -> dict[str, float]:
+    """Full-ranking metrics of the scores ``user_emb @ item_emb.T``.
+
+    Args:
+        user_emb: ``[n_users, d]``; item_emb: ``[n_items, d]`` (same device).
+        exclude: CSR of items masked per user (training items; plus validation items for test), or None.
+        test: CSR of each user's held-out items (must be disjoint from ``exclude``).
+        ks: cut-offs; chunk_size: users scored at once; users: restrict to these users (default: all).
+
+    Returns:
+        ``{"recall@K", "ndcg@K", "precision@K", "hitrate@K"}`` for every K, averaged over the users with
+        at least one held-out item (all 0.0 when there is none). The average is one sum over the
+        per-user values, so the chunk size does not change the result.
+    """
+    eval_users, per_user = ranking_metrics_per_user(user_emb, item_emb, exclude, test, ks, chunk_size, users)
+    n = len(eval_users)
+    return {name: (float(values.sum()) / n if n else 0.0) for name, values in per_user.items()}
+
+
+@torch.no_grad()
+def ranking_metrics_per_user(user_emb: Tensor, item_emb: Tensor, exclude: Optional[CSR], test: CSR,
+                             ks: Sequence[int] = (10, 20), chunk_size: int = 1024,
+                             users: Optional[Tensor] = None) -> tuple[Tensor, dict[str, Tensor]]:
+    """Like :func:`evaluate_ranking`, per user: ``(users with held-out items [m], {metric: [m] float64})``
+    (for per-segment breakdowns)."""
+    device = user_emb.device
+    n_users, n_items = user_emb.shape[0], item_emb.shape[0]
+    test = _to(test, device)
+    _check_csr(test, n_users, "test")
+    if exclude is not None:
+        exclude = _to(exclude, device)
+        _check_csr(exclude, n_users, "exclude")
+    ks = sorted(int(k) for k in ks)
+    kmax = max(ks)
+    eval_users = evaluable_users(test, users)
+    test_keys = csr_to_pairs(test)[0] * n_items + test[1]                    # sorted: CSR order
+    n_test_all = test[0].diff()
+    discount = 1.0 / torch.log2(torch.arange(2, kmax + 2, device=device, dtype=torch.float64))  # [kmax]
+    ideal = torch.cumsum(discount, 0)                                        # [kmax] IDCG for 1..kmax hits
+    parts: dict[str, list[Tensor]] = {f"{m}@{k}": [] for k in ks for m in METRICS}
+    for chunk, ids, _ in _ranked_chunks(user_emb, item_emb, exclude, eval_users, kmax, chunk_size):
+        key = chunk[:, None] * n_items + ids                                 # [c, k']
+        pos = torch.searchsorted(test_keys, key).clamp_max(len(test_keys) - 1)
+        hit = (test_keys[pos] == key).double()                               # [c, k'] (k' = min(kmax, n_items))
+        n_test = n_test_all[chunk].double()                                  # [c]
+        for k in ks:
+            h = hit[:, :k]
+            hits = h.sum(1)
+            dcg = (h * discount[: h.shape[1]]).sum(1)
+            idcg = ideal[(n_test.clamp_max(k) - 1).long()]
+            parts[f"recall@{k}"].append(hits / n_test)
+            parts[f"ndcg@{k}"].append(dcg / idcg)
+            parts[f"precision@{k}"].append(hits / k)
+            parts[f"hitrate@{k}"].append((hits > 0).double())
+    empty = torch.zeros(0, dtype=torch.float64, device=device)
+    return eval_users, {name: torch.cat(v) if v else empty for name, v in parts.items()}
+
+
+@torch.no_grad()
+def top_k_items(user_emb: Tensor, item_emb: Tensor, exclude: Optional[CSR], k: int, chunk_size: int = 1024,
+                users: Optional[Tensor] = None) -> tuple[Tensor, Tensor, Tensor]:
+    """Top ``k`` items per user → ``(users [m], item ids [m, k'], scores [m, k'])`` with
+    ``k' = min(k, n_items)``, ordered by score then item id; masked items score ``-inf`` (they appear only
+    when a user has fewer than ``k'`` unmasked items). Results are on the embeddings' device."""
+    device = user_emb.device
+    if exclude is not None:
+        exclude = _to(exclude, device)
+        _check_csr(exclude, user_emb.shape[0], "exclude")
+    if users is None:
+        users = torch.arange(user_emb.shape[0], device=device)
+    users = torch.as_tensor(users, dtype=torch.long, device=device)
+    out_u, out_i, out_s = [], [], []
+    for chunk, ids, vals in _ranked_chunks(user_emb, item_emb, exclude, users, k, chunk_size):
+        out_u.append(chunk)
+        out_i.append(ids)
+        out_s.append(vals)
+    kk = min(k, item_emb.shape[0])
+    if not out_u:
+        return (torch.zeros(0, dtype=torch.long, device=device), torch.zeros(0, kk, dtype=torch.long, device=device),
+                torch.zeros(0, kk, device=device, dtype=user_emb.dtype))
+    return torch.cat(out_u), torch.cat(out_i), torch.cat(out_s)

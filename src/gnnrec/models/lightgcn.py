@@ -1,0 +1,128 @@
+"""LightGCN (He et al., SIGIR 2020) over a normalised sparse CSR adjacency."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+
+def spmm(adj: Tensor, x: Tensor) -> Tensor:
+    """``adj @ x`` for a sparse ``adj`` and a dense ``x``, by the fastest kernel for the device.
+
+    On CPU a CSR matrix goes through ``torch.sparse.mm(adj, x, "sum")`` (PyTorch's native CSR SpMM, about
+    2x faster than the MKL path of plain ``torch.sparse.mm`` with int32 indices on LastFM, 2 cores);
+    elsewhere plain ``torch.sparse.mm``.
+    """
+    if adj.layout == torch.sparse_csr and adj.device.type == "cpu":
+        return torch.sparse.mm(adj, x, "sum")
+    return torch.sparse.mm(adj, x)
+
+
+class _SymmetricSpMM(torch.autograd.Function):
+    """``A @ X`` for a *symmetric* sparse ``A``: the backward pass is ``A^T @ G = A @ G``.
+
+    ``torch.sparse.mm``'s own backward transposes the CSR matrix on every call; reusing ``A`` is about
+    2.5x faster for the backward pass on CPU (measured on LastFM, 2 cores).
+    """
+
+    @staticmethod
+    def forward(ctx, adj: Tensor, x: Tensor) -> Tensor:  # type: ignore[override]
+        ctx.adj = adj
+        return spmm(adj, x)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # type: ignore[override]
+        return None, spmm(ctx.adj, grad.contiguous())
+
+
+def symmetric_spmm(adj: Tensor, x: Tensor) -> Tensor:
+    """``adj @ x`` (``adj`` sparse CSR/COO ``[N, N]``, ``x`` dense ``[N, d]``), with a backward pass that
+    assumes ``adj`` is symmetric (true of :func:`gnnrec.graph.bipartite_adjacency`)."""
+    if x.requires_grad and torch.is_grad_enabled():
+        return _SymmetricSpMM.apply(adj, x)
+    return spmm(adj, x)
+
+
+class LightGCN(nn.Module):
+    r"""LightGCN from `"LightGCN: Simplifying and Powering Graph Convolution Network for
+    Recommendation" <https://arxiv.org/abs/2002.02126>`_ (He et al., SIGIR 2020).
+
+    One free embedding per user and per item (layer 0), propagated linearly over the symmetrically
+    normalised user–item graph without weights or non-linearities:
+
+    .. math::
+        \mathbf{E}^{(k+1)} = \hat{\mathbf{A}} \mathbf{E}^{(k)}, \qquad
+        \hat{\mathbf{A}} = \mathbf{D}^{-1/2} \mathbf{A} \mathbf{D}^{-1/2}, \qquad
+        \mathbf{A} = \begin{pmatrix} 0 & \mathbf{R} \\ \mathbf{R}^\top & 0 \end{pmatrix}
+
+    and the final embedding is the mean over layers, :math:`\mathbf{E} = \sum_{k=0}^{K}
+    \alpha_k \mathbf{E}^{(k)}` with :math:`\alpha_k = 1 / (K + 1)`. The score of user :math:`u` for
+    item :math:`i` is :math:`\hat y_{ui} = \mathbf{e}_u^\top \mathbf{e}_i`.
+
+    Whole-graph propagation is ``K`` sparse–dense products ``torch.sparse.mm(adj, x)``; the backward
+    pass reuses ``adj`` (it is symmetric) instead of transposing it.
+
+    Args:
+        n_users (int): number of users (nodes ``0..n_users-1`` of ``adj``).
+        n_items (int): number of items (nodes ``n_users..n_users+n_items-1`` of ``adj``).
+        embedding_dim (int): size of each embedding. (default: ``64``)
+        num_layers (int): number of propagation layers ``K``; ``0`` is matrix factorisation.
+            (default: ``3``)
+        init_std (float): standard deviation of the normal initialisation of the layer-0 embeddings
+            (the official PyTorch implementation uses 0.1). (default: ``0.1``)
+
+    Shapes:
+        - adj: sparse ``[n_users + n_items, n_users + n_items]`` (from
+          :func:`gnnrec.graph.bipartite_adjacency`), on the model's device.
+        - users, pos, neg: ``[B]`` long; returns ``([B], [B])`` scores of the positive and negative pairs.
+    """
+
+    trainable = True
+
+    def __init__(self, n_users: int, n_items: int, embedding_dim: int = 64, num_layers: int = 3,
+                 init_std: float = 0.1) -> None:
+        super().__init__()
+        self.n_users = int(n_users)
+        self.n_items = int(n_items)
+        self.embedding_dim = int(embedding_dim)
+        self.num_layers = int(num_layers)
+        self.init_std = float(init_std)
+        # users first, then items: the node numbering of the bipartite adjacency
+        self.embedding = nn.Embedding(self.n_users + self.n_items, self.embedding_dim)  # [N, d]
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.normal_(self.embedding.weight, std=self.init_std)
+
+    def propagate(self, adj: Tensor, mean: bool = True) -> Tensor:
+        """Final embeddings of every node, ``[n_users + n_items, d]``: mean of layers ``0..K``
+        (their sum when ``mean=False``)."""
+        x = self.embedding.weight                      # [N, d]
+        out = x
+        for _ in range(self.num_layers):
+            x = symmetric_spmm(adj, x)                 # [N, d]
+            out = out + x
+        return out / (self.num_layers + 1) if mean else out
+
+    def embed(self, adj: Tensor) -> tuple[Tensor, Tensor]:
+        """``(user_emb [n_users, d], item_emb [n_items, d])`` used for ranking."""
+        out = self.propagate(adj)
+        return out[: self.n_users], out[self.n_users:]
+
+    def forward(self, adj: Tensor, users: Tensor, pos: Tensor, neg: Tensor) -> tuple[Tensor, Tensor]:
+        out = self.propagate(adj, mean=False)          # [N, d] sum of layers: one full-size pass less
+        batch = users.shape[0]
+        nodes = torch.cat([users, pos + self.n_users, neg + self.n_users])  # one gather, one scatter back
+        e = out[nodes]                                 # [3B, d]
+        eu, ep, en = e[:batch], e[batch:2 * batch], e[2 * batch:]
+        scale = 1.0 / (self.num_layers + 1) ** 2       # (sum/(K+1)) . (sum/(K+1))
+        return (eu * ep).sum(-1) * scale, (eu * en).sum(-1) * scale
+
+    def ego_embeddings(self, users: Tensor, items: Tensor) -> tuple[Tensor, Tensor]:
+        """Layer-0 embeddings ``([len(users), d], [len(items), d])`` for the L2 penalty."""
+        rows = self.embedding.weight[torch.cat([users, items + self.n_users])]   # one gather, one scatter back
+        return rows[: users.shape[0]], rows[users.shape[0]:]
+
+    def __repr__(self) -> str:
+        return (f"{self.__class__.__name__}({self.n_users}, {self.n_items}, "
+                f"embedding_dim={self.embedding_dim}, num_layers={self.num_layers})")

@@ -1,0 +1,52 @@
+"""Most-popular baseline: every user gets the items with the most training interactions."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import Tensor, nn
+
+
+class Popularity(nn.Module):
+    r"""Non-personalised popularity ranking: :math:`\hat y_{ui} = |\{v : (v, i) \in \text{train}\}|`.
+
+    Nothing is learned (``trainable = False``): :meth:`fit` counts the training interactions per item
+    into the ``counts`` buffer (saved in the ``state_dict``). :meth:`embed` returns ones for the users
+    and the counts for the items, so the shared evaluator's dot product is the popularity; it breaks
+    ties by item id.
+
+    Args:
+        n_users (int): number of users.
+        n_items (int): number of items.
+    """
+
+    trainable = False
+
+    def __init__(self, n_users: int, n_items: int) -> None:
+        super().__init__()
+        self.n_users = int(n_users)
+        self.n_items = int(n_items)
+        self.register_buffer("counts", torch.zeros(self.n_items))  # [n_items] float32
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        self.counts.zero_()
+
+    @torch.no_grad()
+    def fit(self, train_items: Tensor) -> "Popularity":
+        """Set ``counts`` from the item ids of the training interactions (``[E]`` long)."""
+        items = torch.as_tensor(train_items, dtype=torch.long, device=self.counts.device)
+        self.counts.copy_(torch.bincount(items, minlength=self.n_items).to(self.counts.dtype))
+        return self
+
+    def embed(self, adj: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
+        """``(ones [n_users, 1], counts [n_items, 1])``."""
+        ones = torch.ones(self.n_users, 1, device=self.counts.device, dtype=self.counts.dtype)
+        return ones, self.counts.unsqueeze(1)
+
+    def forward(self, adj: Optional[Tensor], users: Tensor, pos: Tensor, neg: Tensor) -> tuple[Tensor, Tensor]:
+        return self.counts[pos], self.counts[neg]
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}({self.n_users}, {self.n_items})"

@@ -1,0 +1,105 @@
+"""Stage ``evaluate``: every trained model ranks all items for the test users, once.
+
+For each model of ``params.models`` (in that order): load its checkpoint and the graph, compute the
+embeddings, then
+
+- test metrics, training **and** validation items masked → ``reports/metrics.json`` (metrics only,
+  rounded to 6 decimals, deterministic);
+- validation metrics (training items masked) and the wall time → ``reports/evaluation.json``;
+- the top ``max(evaluate.k)`` items of every user with a training interaction (training and validation
+  items masked, as for the test ranking), with raw ids → ``artifacts/recommendations.parquet``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from gnnrec.config import Params
+from gnnrec.errors import DataError
+from gnnrec.evaluation import csr_from_pairs, csr_union, evaluable_users, evaluate_ranking, top_k_items
+from gnnrec.io import load_torch, read_parquet, write_json, write_parquet
+from gnnrec.models import model_from_checkpoint
+from gnnrec.paths import Paths
+from gnnrec.stages.train import load_graph, load_interaction_data
+from gnnrec.training import prepare_adjacency, resolve_device
+
+RECOMMENDATION_COLUMNS = ["model", "user", "rank", "item", "score"]
+
+
+def _read(path) -> pd.DataFrame:
+    if not path.exists():
+        raise DataError("missing input: run the earlier stages first", file=str(path))
+    return read_parquet(path)
+
+
+def run(params: Params, paths: Paths) -> dict[str, Any]:
+    graph = load_graph(paths)
+    data = load_interaction_data(paths, graph)
+    n_users, n_items = data.n_users, data.n_items
+    test = _read(paths.split / "test.parquet")
+    users_tbl = _read(paths.dataset / "users.parquet").sort_values("user_id")
+    items_tbl = _read(paths.dataset / "items.parquet").sort_values("item_id")
+    user_raw = users_tbl["raw_id"].astype(str).to_numpy()
+    item_raw = items_tbl["raw_id"].astype(str).to_numpy()
+    if len(user_raw) != n_users or len(item_raw) != n_items:
+        raise DataError(f"id maps ({len(user_raw)} users, {len(item_raw)} items) do not match the graph "
+                        f"({n_users} users, {n_items} items): rerun build_graph", file=str(paths.dataset))
+
+    device = resolve_device(params.train.device)
+    ks = list(params.evaluate.k)
+    chunk = params.evaluate.chunk_size
+    adj = prepare_adjacency(data.adjacency(), device)
+    train_csr = data.train_csr()
+    val_csr = data.val_csr()
+    test_csr = csr_from_pairs(n_users, n_items, test["user_id"].to_numpy(np.int64),
+                              test["item_id"].to_numpy(np.int64))
+    seen_csr = csr_union(train_csr, val_csr, n_items)                  # masked for test and recommendations
+    rec_users = torch.unique(data.train_user).to(device)               # users with a training interaction
+    n_test_users = int(len(evaluable_users(test_csr)))
+
+    metrics: dict[str, dict[str, float]] = {}
+    details: dict[str, Any] = {}
+    recs = []
+    for name in params.models:
+        ckpt_path = paths.model(name)
+        if not ckpt_path.exists():
+            raise DataError(f"no checkpoint for model {name!r}: run train@{name} first", file=str(ckpt_path))
+        t0 = time.perf_counter()
+        model = model_from_checkpoint(load_torch(ckpt_path)).to(device).eval()
+        with torch.no_grad():
+            user_emb, item_emb = model.embed(adj)
+            test_m = evaluate_ranking(user_emb, item_emb, seen_csr, test_csr, ks, chunk)
+            seconds = time.perf_counter() - t0
+            val_m = evaluate_ranking(user_emb, item_emb, train_csr, val_csr, ks, chunk)
+            u, ids, scores = top_k_items(user_emb, item_emb, seen_csr, max(ks), chunk, users=rec_users)
+        metrics[name] = {key: round(value, 6) for key, value in test_m.items()}
+        details[name] = {"seconds": round(seconds, 3), "val": {key: round(v, 6) for key, v in val_m.items()}}
+        recs.append(_recommendation_frame(name, u.cpu().numpy(), ids.cpu().numpy(), scores.cpu().numpy(),
+                                          user_raw, item_raw))
+
+    write_json(paths.metrics, metrics)
+    write_json(paths.eval_details, {"split": "test", "users_evaluated": n_test_users, "k": ks, "models": details})
+    frame = pd.concat(recs, ignore_index=True) if recs else pd.DataFrame(columns=RECOMMENDATION_COLUMNS)
+    write_parquet(paths.recommendations, frame)
+    return {"users_evaluated": n_test_users, "metrics": metrics}
+
+
+def _recommendation_frame(model: str, users: np.ndarray, ids: np.ndarray, scores: np.ndarray,
+                          user_raw: np.ndarray, item_raw: np.ndarray) -> pd.DataFrame:
+    """Long table of the top lists; masked items (score ``-inf``, only when a user has fewer unmasked
+    items than K) are left out."""
+    n, k = ids.shape
+    rank = np.broadcast_to(np.arange(1, k + 1, dtype=np.int64), (n, k))
+    keep = np.isfinite(scores)
+    return pd.DataFrame({
+        "model": pd.Series(np.full(int(keep.sum()), model), dtype=str),
+        "user": pd.Series(user_raw[np.broadcast_to(users[:, None], (n, k))[keep]], dtype=str),
+        "rank": rank[keep].astype(np.int64),
+        "item": pd.Series(item_raw[ids[keep]], dtype=str),
+        "score": scores[keep].astype(np.float32),
+    })

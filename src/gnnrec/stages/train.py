@@ -1,0 +1,90 @@
+"""Stage ``train@<model>``: ``graph.pt`` + validation split → model checkpoint, summary and history.
+
+Reads ``artifacts/graph/graph.pt`` (training edges) and ``artifacts/split/val.parquet``; trains with
+:func:`gnnrec.training.train_model` (BPR, early stopping on ``train.early_stop``) using ``train`` with
+the model section's overrides; writes ``artifacts/models/<model>.pt``, ``reports/train/<model>.json``
+and ``reports/train/<model>.csv`` (see docs/contracts.md).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from gnnrec.config import Params
+from gnnrec.errors import DataError
+from gnnrec.io import load_torch, read_parquet, save_torch, write_csv, write_json
+from gnnrec.models import build_model, checkpoint
+from gnnrec.paths import Paths
+from gnnrec.training import InteractionData, resolve_device, train_model
+
+HISTORY_COLUMNS = ["epoch", "loss", "val_score", "seconds"]
+
+
+def load_graph(paths: Paths) -> dict[str, Any]:
+    if not paths.graph.exists():
+        raise DataError("no graph: run the build_graph stage first", file=str(paths.graph))
+    return load_torch(paths.graph)
+
+
+def load_interaction_data(paths: Paths, graph: dict[str, Any]) -> InteractionData:
+    """Training edges from ``graph.pt`` and validation pairs from ``val.parquet``."""
+    val_path = paths.split / "val.parquet"
+    if not val_path.exists():
+        raise DataError("no validation split: run the split stage first", file=str(val_path))
+    val = read_parquet(val_path)
+    return InteractionData(
+        n_users=int(graph["n_users"]), n_items=int(graph["n_items"]),
+        train_user=graph["train_user"], train_item=graph["train_item"],
+        val_user=val["user_id"].to_numpy(np.int64), val_item=val["item_id"].to_numpy(np.int64))
+
+
+def model_kwargs(params: Params, name: str, n_users: int, n_items: int) -> dict[str, Any]:
+    """Constructor kwargs of model ``name``: the sizes plus its section's architecture keys
+    (the training overrides ``epochs``, ``batch_size``, ``lr``, ``l2``, ``patience`` are not passed)."""
+    section = params.model(name)
+    arch = {f.name: getattr(section, f.name) for f in dataclasses.fields(section)
+            if f.name not in ("epochs", "batch_size", "lr", "l2", "patience")}
+    return {"n_users": n_users, "n_items": n_items, **arch}
+
+
+def run(params: Params, paths: Paths, model_name: str) -> dict[str, Any]:
+    graph = load_graph(paths)
+    data = load_interaction_data(paths, graph)
+    cfg = params.train_for(model_name)
+    device = resolve_device(cfg.device)
+    kwargs = model_kwargs(params, model_name, data.n_users, data.n_items)
+
+    torch.manual_seed(params.seed)                     # the initial weights depend on the seed only
+    model = build_model(model_name, **kwargs)
+    result = train_model(model, data, cfg, metric=cfg.early_stop, seed=params.seed,
+                         chunk_size=params.evaluate.chunk_size)
+
+    save_torch(paths.model(model_name), checkpoint(model_name, kwargs, model))
+    hyper = {k: v for k, v in kwargs.items() if k not in ("n_users", "n_items")}
+    if getattr(model, "trainable", True):
+        hyper.update({"epochs": cfg.epochs, "batch_size": cfg.batch_size, "lr": cfg.lr, "l2": cfg.l2,
+                      "patience": cfg.patience, "negatives": cfg.negatives, "eval_every": cfg.eval_every,
+                      "max_seconds": cfg.max_seconds})
+    hyper["seed"] = params.seed
+    summary = {
+        "model": model_name,
+        "hyperparameters": hyper,
+        "n_params": int(sum(p.numel() for p in model.parameters())),
+        "epochs_run": result.epochs_run,
+        "best_epoch": result.best_epoch,
+        "best_val": None if result.best_score is None else round(result.best_score, 6),
+        "early_stop_metric": cfg.early_stop,
+        "train_seconds": round(result.train_seconds, 3),
+        "stopped": result.stopped,
+        "device": str(device),
+    }
+    write_json(paths.train_summary(model_name), summary)
+    history = pd.DataFrame(result.history, columns=HISTORY_COLUMNS)
+    history = history.astype({"epoch": "int64", "loss": "float64", "val_score": "float64", "seconds": "float64"})
+    write_csv(paths.train_history(model_name), history)
+    return {k: summary[k] for k in ("model", "epochs_run", "best_epoch", "best_val", "stopped", "train_seconds")}
