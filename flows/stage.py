@@ -11,6 +11,7 @@ the flow run is marked failed with the same message.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from typing import Any, Optional
 
@@ -35,6 +36,8 @@ def stage_flow(stage: str, model: Optional[str] = None, root: str = ".") -> Any:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
+    # per-epoch progress and stage notes: gnnrec's loggers reach the Prefect run logs (PREFECT_LOGGING_EXTRA_LOGGERS)
+    logging.getLogger("gnnrec").setLevel(logging.INFO)
     parser = argparse.ArgumentParser(prog="python -m flows.stage", description=__doc__.split("\n\n")[0])
     parser.add_argument("stage", choices=STAGES)
     parser.add_argument("--model", default=None, help="model name (train stage only)")
