@@ -4,8 +4,11 @@ every stage through its Prefect flow (against a real Prefect server)."""
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
+
+from tests.conftest import BIN
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -28,6 +31,13 @@ def test_repro_writes_metrics_and_report(tiny_project):
     for model in ("lightgcn", "mf"):
         curve = tiny_project.read(f"reports/curves/{model}.csv").splitlines()
         assert curve[0] == "epoch,loss,val_score,seconds" and len(curve) >= 2
+
+
+def test_report_summary_and_metrics_are_published_as_prefect_artifacts(tiny_project):
+    listed = tiny_project.run(str(BIN / "prefect"), "artifact", "ls").stdout
+    assert "gnnrec-report-summary" in listed and "gnnrec-metrics" in listed
+    table = tiny_project.run(str(BIN / "prefect"), "artifact", "inspect", "gnnrec-metrics").stdout
+    assert "lightgcn" in table and "ndcg@10" in table
 
 
 def test_status_is_clean_and_second_repro_skips_every_stage(tiny_project):
@@ -107,3 +117,29 @@ def test_experiment_with_one_model_skips_unchanged_training(tiny_project):
     assert "Running stage 'evaluate'" in result.stdout
     shown = tiny_project.dvc("exp", "show", "--no-pager", "--csv")
     assert "only-mf" in shown.stdout
+
+
+def test_scheduled_deployment_is_served_and_runs_the_pipeline(tiny_project):
+    """flows/deploy.py registers the deployment with its cron schedule on the real server and serves it;
+    a triggered run executes the pipeline flow (dvc repro) in the project and completes."""
+    import subprocess
+    import time
+
+    serve = subprocess.Popen([sys.executable, "flows/deploy.py"], cwd=tiny_project.root, env=tiny_project.env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.time() + 180
+        while True:
+            inspect = tiny_project.run(str(BIN / "prefect"), "deployment", "inspect", "gnnrec-pipeline/nightly",
+                                       check=False)
+            if inspect.returncode == 0:
+                break
+            assert serve.poll() is None and time.time() < deadline, inspect.stdout + inspect.stderr
+            time.sleep(2)
+        assert "0 3 * * *" in inspect.stdout
+        run = tiny_project.run(str(BIN / "prefect"), "deployment", "run", "gnnrec-pipeline/nightly", "--watch",
+                               "--watch-timeout", "600")
+        assert "Completed" in run.stdout, run.stdout
+    finally:
+        serve.terminate()
+        serve.wait(timeout=30)
