@@ -13,7 +13,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 export PATH := $(BIN):$(PATH)
 
-.PHONY: run test install data bench clean-venv
+.PHONY: run test install data bench bench-gpu clean-venv
 
 run: $(STAMP) data
 	$(BIN)/python -m flows.pipeline
@@ -37,8 +37,14 @@ $(STAMP): pyproject.toml requirements.lock
 data: $(STAMP)
 	$(BIN)/gnnrec data synthetic
 
+# CPU benchmarks against the PyG reference loop and RecBole (installed on first use into .bench-venv/):
+# about 30 minutes on 2 cores; e.g. BENCH_ARGS="--only train_step,eval --repeats 5" or BENCH_ARGS=--quick
 bench: $(STAMP)
-	$(BIN)/python -m benchmarks
+	$(BIN)/python -m benchmarks $(BENCH_ARGS)
+
+# on a CUDA machine; needs only torch + PyG (python -m benchmarks.gpu works without this Makefile's venv)
+bench-gpu:
+	python -m benchmarks.gpu $(BENCH_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -23,6 +23,17 @@ from typing import Optional
 from flows import _env  # noqa: F401
 from prefect import flow, get_run_logger
 from prefect.client.orchestration import get_client
+from prefect.states import Failed
+
+
+# what dvc prints when another dvc process holds the repo lock (.dvc/tmp/lock) or a stage's outputs (rwlock)
+_LOCK_MARKERS = ("Unable to acquire lock", "is busy, it is being blocked by")
+
+
+def _dvc_error(tail: list[str]) -> str:
+    """dvc's ERROR line and the two lines after it (the process holding the lock), on one line."""
+    start = next((i for i, line in enumerate(tail) if "ERROR" in line), max(len(tail) - 3, 0))
+    return " ".join(line.strip() for line in tail[start:start + 3] if line.strip())[:600]
 
 
 def dvc_command(set_params: Optional[list[str]] = None, experiment: bool = False,
@@ -65,6 +76,10 @@ def pipeline(set_params: Optional[list[str]] = None, experiment: bool = False, n
     rc = proc.wait()
     seconds = round(time.perf_counter() - t0, 3)
     if rc != 0:
+        if any(marker in line for line in tail for marker in _LOCK_MARKERS):  # a clear failure, no traceback
+            return Failed(message=f"another DVC run (dvc repro / dvc exp run / python -m flows.pipeline) holds the "
+                                  f"lock of the project at {Path(root).resolve()}: this run changed nothing; wait "
+                                  f"for the other run to finish, then run again. dvc said: " + _dvc_error(tail))
         raise RuntimeError(f"{' '.join(['dvc'] + cmd[1:])} failed (exit {rc}):\n" + "\n".join(tail))
     return {"command": " ".join(["dvc"] + cmd[1:]), "seconds": seconds}
 

@@ -55,8 +55,14 @@ def stage(
     """Run one stage directly, without Prefect (for debugging); DVC runs stages through their flows."""
     import logging
 
-    from gnnrec.stages import run_stage
+    from gnnrec.stages import STAGES, run_stage
 
+    if name not in STAGES:
+        typer.echo(f"gnnrec: unknown stage {name!r}; stages are {', '.join(STAGES)}", err=True)
+        raise typer.Exit(code=2)
+    if (name == "train") != (model is not None):
+        typer.echo("gnnrec: --model is needed for (and only for) the train stage", err=True)
+        raise typer.Exit(code=2)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
 
     try:

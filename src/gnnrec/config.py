@@ -8,6 +8,7 @@ the defaults of the pipeline; ``params.yaml`` repeats them so that users see eve
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import types
 import typing
@@ -15,14 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-import yaml
-
 from gnnrec.errors import ParamsError
 
-SOURCES = ("synthetic", "movielens-100k", "lastfm-hetrec", "csv", "parquet")
+SOURCES = ("synthetic", "movielens-100k", "lastfm-hetrec", "csv", "parquet", "lightgcn-format")
 SPLIT_METHODS = ("random", "temporal")
-NEGATIVE_STRATEGIES = ("uniform",)
+NEGATIVE_STRATEGIES = ("uniform", "popularity", "hard")
+LAYER_COMBINATIONS = ("mean", "concat", "last")
+SAGE_AGGREGATORS = ("mean", "pool", "lstm")
 DEVICES = ("cpu", "cuda")
+LOSSES = ("bpr", "softmax")
 METRIC_NAMES = ("recall", "ndcg", "precision", "hitrate")
 
 
@@ -64,6 +66,9 @@ class TabularConfig:
     def __post_init__(self) -> None:
         if len(self.sep) != 1 and self.sep not in ("\\t", "\t"):
             raise ParamsError("data.tabular.sep", "a single character (or '\\t')", self.sep)
+        if self.sep in ("\n", "\r", '"'):  # line breaks and the quote character cannot separate fields
+            raise ParamsError("data.tabular.sep", "a single character other than a line break or '\"'",
+                              repr(self.sep))
 
 
 @dataclass(frozen=True)
@@ -173,17 +178,33 @@ class TrainConfig:
     lr: float = 0.005
     l2: float = 1e-4
     negatives: str = "uniform"
+    negative_alpha: float = 0.75
+    negative_pool: int = 16
     early_stop: str = "ndcg@20"
     patience: int = 10
     eval_every: int = 1
     device: str = "cpu"
     num_threads: Optional[int] = None
     max_seconds: Optional[float] = None
+    checkpoint_every: int = 1
+    loss: str = "bpr"                 # bpr (sampled negatives) | softmax (in-batch, L2-normalised embeddings)
+    temperature: float = 0.12         # softmax only
 
     def __post_init__(self) -> None:
         _check_common_train(self, "train")
+        if self.loss not in LOSSES:
+            raise ParamsError("train.loss", f"one of {', '.join(LOSSES)}", self.loss)
+        if not self.temperature > 0:
+            raise ParamsError("train.temperature", "a number > 0", self.temperature)
+        if self.checkpoint_every < 0:
+            raise ParamsError("train.checkpoint_every", "an integer >= 0 (0: no resumable checkpoints)",
+                              self.checkpoint_every)
         if self.negatives not in NEGATIVE_STRATEGIES:
             raise ParamsError("train.negatives", f"one of {', '.join(NEGATIVE_STRATEGIES)}", self.negatives)
+        if self.negative_alpha < 0:
+            raise ParamsError("train.negative_alpha", "a number >= 0", self.negative_alpha)
+        if self.negative_pool < 1:
+            raise ParamsError("train.negative_pool", "an integer >= 1", self.negative_pool)
         parse_metric(self.early_stop, "train.early_stop")
         if self.eval_every < 1:
             raise ParamsError("train.eval_every", "an integer >= 1", self.eval_every)
@@ -234,10 +255,166 @@ class PopularityParams:
     """Popularity needs no training: it ranks items by their number of training interactions."""
 
 
+def _check_layers(section: str, obj: Any, min_layers: int = 0) -> None:
+    """Checks shared by the graph models' sections (only the fields a section has)."""
+    _check_positive(f"{section}.embedding_dim", obj.embedding_dim)
+    if hasattr(obj, "num_layers") and obj.num_layers < min_layers:
+        raise ParamsError(f"{section}.num_layers", f"an integer >= {min_layers}", obj.num_layers)
+    for name in ("dropout", "message_dropout", "attention_dropout", "edge_dropout"):
+        if hasattr(obj, name) and not 0.0 <= getattr(obj, name) < 1.0:
+            raise ParamsError(f"{section}.{name}", "a number in [0, 1)", getattr(obj, name))
+    if hasattr(obj, "layer_combination") and obj.layer_combination not in LAYER_COMBINATIONS:
+        raise ParamsError(f"{section}.layer_combination", f"one of {', '.join(LAYER_COMBINATIONS)}",
+                          obj.layer_combination)
+    if hasattr(obj, "fanouts") and (not obj.fanouts or any(f < 1 for f in obj.fanouts)):
+        raise ParamsError(f"{section}.fanouts", "a non-empty list of integers >= 1", list(obj.fanouts))
+    _check_common_train(obj, section, optional=True)
+
+
+@dataclass(frozen=True)
+class NGCFParams:
+    embedding_dim: int = 64
+    num_layers: int = 3
+    message_dropout: float = 0.1
+    edge_dropout: float = 0.0
+    layer_combination: str = "concat"
+    epochs: Optional[int] = None
+    batch_size: Optional[int] = None
+    lr: Optional[float] = None
+    l2: Optional[float] = None
+    patience: Optional[int] = None
+
+    def __post_init__(self) -> None:
+        _check_layers("ngcf", self)
+
+
+@dataclass(frozen=True)
+class GCNParams:
+    embedding_dim: int = 64
+    num_layers: int = 2
+    dropout: float = 0.0
+    edge_dropout: float = 0.0
+    residual: bool = False
+    layer_combination: str = "mean"
+    epochs: Optional[int] = None
+    batch_size: Optional[int] = None
+    lr: Optional[float] = None
+    l2: Optional[float] = None
+    patience: Optional[int] = None
+
+    def __post_init__(self) -> None:
+        _check_layers("gcn", self)
+
+
+@dataclass(frozen=True)
+class GATParams:
+    embedding_dim: int = 64
+    num_layers: int = 2
+    heads: int = 4
+    fanouts: tuple[int, ...] = (10, 10)
+    replace: bool = False
+    dropout: float = 0.0
+    attention_dropout: float = 0.0
+    edge_dropout: float = 0.0
+    residual: bool = False
+    layer_combination: str = "mean"
+    epochs: Optional[int] = None
+    batch_size: Optional[int] = None
+    lr: Optional[float] = None
+    l2: Optional[float] = None
+    patience: Optional[int] = None
+
+    def __post_init__(self) -> None:
+        _check_layers("gat", self, min_layers=1)
+        if self.heads < 1 or self.embedding_dim % self.heads:
+            raise ParamsError("gat.heads", f"an integer >= 1 dividing gat.embedding_dim ({self.embedding_dim})",
+                              self.heads)
+        if len(self.fanouts) != self.num_layers:
+            raise ParamsError("gat.fanouts", f"one fanout per layer (gat.num_layers = {self.num_layers})",
+                              list(self.fanouts))
+
+
+@dataclass(frozen=True)
+class GraphSAGEParams:
+    """The number of layers is ``len(fanouts)``."""
+
+    embedding_dim: int = 64
+    aggregator: str = "mean"
+    fanouts: tuple[int, ...] = (10, 5)
+    replace: bool = True
+    dropout: float = 0.0
+    edge_dropout: float = 0.0
+    residual: bool = False
+    layer_combination: str = "mean"
+    epochs: Optional[int] = None
+    batch_size: Optional[int] = None
+    lr: Optional[float] = None
+    l2: Optional[float] = None
+    patience: Optional[int] = None
+
+    def __post_init__(self) -> None:
+        _check_layers("graphsage", self)
+        if self.aggregator not in SAGE_AGGREGATORS:
+            raise ParamsError("graphsage.aggregator", f"one of {', '.join(SAGE_AGGREGATORS)}", self.aggregator)
+
+
+@dataclass(frozen=True)
+class PinSageParams:
+    embedding_dim: int = 64
+    num_layers: int = 2
+    walk_length: int = 3
+    num_walks: int = 20
+    top_k: int = 10
+    dropout: float = 0.0
+    layer_combination: str = "mean"
+    hard_negatives: float = 0.5
+    curriculum_epochs: int = 10
+    hard_pool: int = 16
+    epochs: Optional[int] = None
+    batch_size: Optional[int] = None
+    lr: Optional[float] = None
+    l2: Optional[float] = None
+    patience: Optional[int] = None
+
+    def __post_init__(self) -> None:
+        _check_layers("pinsage", self, min_layers=1)
+        for name in ("walk_length", "num_walks", "top_k", "hard_pool"):
+            if getattr(self, name) < 1:
+                raise ParamsError(f"pinsage.{name}", "an integer >= 1", getattr(self, name))
+        _check_unit("pinsage.hard_negatives", self.hard_negatives)
+        if self.curriculum_epochs < 0:
+            raise ParamsError("pinsage.curriculum_epochs", "an integer >= 0", self.curriculum_epochs)
+
+
+@dataclass(frozen=True)
+class SocialParams:
+    embedding_dim: int = 64
+    num_layers: int = 3
+    social_weight: float = 0.5
+    attention: bool = True
+    edge_dropout: float = 0.0
+    epochs: Optional[int] = None
+    batch_size: Optional[int] = None
+    lr: Optional[float] = None
+    l2: Optional[float] = None
+    patience: Optional[int] = None
+
+    def __post_init__(self) -> None:
+        _check_layers("social", self)
+        if self.social_weight < 0:
+            raise ParamsError("social.social_weight", "a number >= 0", self.social_weight)
+
+
 MODEL_PARAMS: dict[str, type] = {
     "lightgcn": LightGCNParams,
     "mf": MFParams,
     "popularity": PopularityParams,
+    "ngcf": NGCFParams,
+    "gcn": GCNParams,
+    "gat": GATParams,
+    "graphsage": GraphSAGEParams,
+    "pinsage": PinSageParams,
+    "social": SocialParams,
 }
 
 
@@ -282,8 +459,8 @@ class Params:
     model_params: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.seed < 0:
-            raise ParamsError("seed", "an integer >= 0", self.seed)
+        if not 0 <= self.seed < 2**63:  # torch and numpy seed from 64-bit integers
+            raise ParamsError("seed", "an integer >= 0 and < 2**63", self.seed)
         if not self.models:
             raise ParamsError("models", f"a non-empty list of model names ({', '.join(MODEL_PARAMS)})", [])
         for name in self.models:
@@ -334,6 +511,8 @@ def params_from_dict(raw: Any) -> Params:
 
 def load_params(path: str | Path = "params.yaml") -> Params:
     """Read and validate ``params.yaml`` (safe YAML loading). Errors name the file and the key."""
+    import yaml  # here, not at module level: the library core (models, training) runs with torch only
+
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -341,15 +520,49 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         raise ParamsError("<file>", f"a params file at {path}", "no such file") from None
     except UnicodeDecodeError as exc:
         raise ParamsError("<file>", f"UTF-8 text in {path}", f"undecodable byte at offset {exc.start}") from None
+    except OSError as exc:  # a folder, no permission
+        raise ParamsError("<file>", f"a readable params file at {path}", exc.strerror or str(exc)) from None
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_safe_unique_key_loader())  # safe loading; duplicate keys are errors
     except yaml.YAMLError as exc:
         raise ParamsError("<file>", f"valid YAML in {path}", str(exc).replace("\n", " ")) from None
+    except (ValueError, TypeError, OverflowError) as exc:  # a constructor refused a value, e.g. 2020-02-30
+        raise ParamsError("<file>", f"valid YAML values in {path}", str(exc)) from None
+    except RecursionError:
+        raise ParamsError("<file>", f"YAML nested at most a few hundred levels deep in {path}",
+                          "deeper nesting") from None
     try:
         return params_from_dict(raw)
     except ParamsError as exc:
         exc.file = str(path)
         raise
+
+
+@functools.lru_cache(maxsize=None)
+def _safe_unique_key_loader() -> type:
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (YAML would keep the last).
+    Built on first use so that importing this module does not import yaml."""
+    import yaml
+
+    class _SafeUniqueKeyLoader(yaml.SafeLoader):
+        def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":  # "<<: *anchor" may be overridden by design
+                    continue
+                key = self.construct_object(key_node, deep=deep)
+                line = key_node.start_mark.line + 1
+                try:
+                    if key in seen:
+                        raise yaml.constructor.ConstructorError(
+                            None, None, f"key {key!r} appears twice (lines {seen[key]} and {line})",
+                            key_node.start_mark)
+                    seen[key] = line
+                except TypeError:  # an unhashable key: SafeLoader's own error follows
+                    break
+            return super().construct_mapping(node, deep=deep)
+
+    return _SafeUniqueKeyLoader
 
 
 def params_to_dict(params: Params) -> dict[str, Any]:

@@ -72,3 +72,7 @@ class DataValidationError(GnnrecError, ValueError):
         if self.report_path:
             lines.append(f"full report: {self.report_path}")
         return "\n".join(lines)
+
+
+class ConcurrentRunError(GnnrecError):
+    """Another gnnrec stage is running in the same project (it holds ``artifacts/.lock``)."""

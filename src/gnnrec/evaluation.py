@@ -1,7 +1,8 @@
 """Full-ranking evaluation (DESIGN §5), chunked over users.
 
-Every user is scored against **all** items, ``chunk_size`` users at a time (the ``users × items`` score
-matrix is never materialised whole). Items in the user's ``exclude`` set (training items; training and
+Every user is scored against **all** items, ``chunk_size`` users at a time, so the ``users × items``
+score matrix is never materialised whole beyond what fits: the chunk is capped to a memory budget
+(:func:`fit_chunk_size`; ``chunk_size=None`` takes as many users as fit, the fastest on a GPU). Items in the user's ``exclude`` set (training items; training and
 validation items when evaluating on test) are masked to ``-inf``. The top ``max(ks)`` items are ordered
 by score, **ties broken by item id (lower first)**, deterministically.
 
@@ -129,9 +130,31 @@ def topk_tiebreak(scores: Tensor, k: int) -> tuple[Tensor, Tensor]:
     return vals.gather(1, order), ids.gather(1, order)
 
 
+#: bytes per score of a chunk: the float32 scores plus the masking and top-k temporaries
+BYTES_PER_SCORE = 12
+#: share of the free GPU memory a chunk may take; the budget on other devices (bytes)
+CUDA_MEMORY_FRACTION = 0.25
+HOST_CHUNK_BUDGET = 1 << 30
+
+
+def fit_chunk_size(chunk_size: Optional[int], n_items: int, device: torch.device | str = "cpu") -> int:
+    """Users scored at once: ``chunk_size`` (``None``: as many as fit), capped so that a chunk's
+    ``users × items`` scores and their temporaries (:data:`BYTES_PER_SCORE` each) fit in memory: on CUDA a
+    quarter of the memory free now (``torch.cuda.mem_get_info``, one query per evaluation), elsewhere 1 GiB."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        budget = free * CUDA_MEMORY_FRACTION
+    else:
+        budget = HOST_CHUNK_BUDGET
+    fit = max(1, int(budget // (BYTES_PER_SCORE * max(int(n_items), 1))))
+    return fit if chunk_size is None else max(1, min(int(chunk_size), fit))
+
+
 def _ranked_chunks(user_emb: Tensor, item_emb: Tensor, exclude: Optional[CSR], users: Tensor, k: int,
-                   chunk_size: int) -> Iterable[tuple[Tensor, Tensor, Tensor]]:
-    """Yield ``(users [c], ids [c, k], scores [c, k])`` per chunk of users."""
+                   chunk_size: Optional[int]) -> Iterable[tuple[Tensor, Tensor, Tensor]]:
+    """Yield ``(users [c], ids [c, k], scores [c, k])`` per chunk of users (chunk size: :func:`fit_chunk_size`)."""
+    chunk_size = fit_chunk_size(chunk_size, item_emb.shape[0], item_emb.device)
     item_t = item_emb.t()                                                    # [d, n_items]
     for start in range(0, len(users), chunk_size):
         chunk = users[start:start + chunk_size]                              # [c]

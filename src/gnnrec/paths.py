@@ -77,3 +77,14 @@ class Paths:
     @property
     def figures(self) -> Path:
         return self.root / "reports" / "figures"
+
+    # outside every DVC output (DVC deletes a stage's outputs before running it): resume state and locks
+    def checkpoint(self, stage: str, key: str) -> Path:
+        """Resumable training state of a stage instance (``train@lightgcn``), keyed by its inputs and params;
+        deleted once the stage's outputs are written. Safe to delete at any time."""
+        return self.root / "artifacts" / "checkpoints" / f"{stage}-{key}.pt"
+
+    @property
+    def lock(self) -> Path:
+        """Advisory lock held while a stage runs (one stage at a time per project)."""
+        return self.root / "artifacts" / ".lock"

@@ -24,6 +24,7 @@ import logging
 import math
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Optional
 
 import numpy as np
@@ -31,11 +32,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from gnnrec import checkpointing as checkpoint
 from gnnrec.config import TrainConfig, parse_metric
 from gnnrec.errors import GnnrecError
 from gnnrec.evaluation import CSR, csr_from_pairs, evaluable_users, evaluate_ranking
 from gnnrec.graph import bipartite_adjacency
-from gnnrec.sampling import NEGATIVE_SAMPLERS
+from gnnrec.sampling import build_negative_sampler
 
 logger = logging.getLogger("gnnrec.train")
 
@@ -86,6 +88,7 @@ class TrainResult:
     stopped: str = "max_epochs"      # early_stop | max_epochs | max_seconds | no_training
     train_seconds: float = 0.0
     epochs_run: int = 0
+    resumed_from: int = 0            # the epoch a resumed run continued after (0: started from scratch)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -132,6 +135,47 @@ def bpr_loss(pos: Tensor, neg: Tensor, ego: tuple[Tensor, ...], l2: float) -> Te
     return loss
 
 
+def softmax_loss(user_e: Tensor, item_e: Tensor, temperature: float, items: Optional[Tensor] = None) -> Tensor:
+    """In-batch sampled softmax on L2-normalised embeddings: row ``b`` of the ``[B, B]`` logits
+    ``cos(u_b, i_c) / temperature`` is a classification with the batch's other positives as negatives and
+    ``c = b`` as the label. With ``items`` (``[B]`` ids), another copy of the row's own positive item is not
+    a negative (it is masked out)."""
+    u = F.normalize(user_e, dim=-1)                                           # [B, d]
+    v = F.normalize(item_e, dim=-1)                                           # [B, d]
+    logits = (u @ v.t()) / temperature                                        # [B, B]
+    labels = torch.arange(logits.shape[0], device=logits.device)
+    if items is not None:
+        duplicate = (items[:, None] == items[None, :]) & (labels[:, None] != labels[None, :])
+        logits = logits.masked_fill(duplicate, float("-inf"))
+    return F.cross_entropy(logits, labels)
+
+
+def batch_loss(model: nn.Module, adj: Optional[Tensor], u: Tensor, i: Tensor, j: Optional[Tensor],
+               cfg: TrainConfig) -> Tensor:
+    """The training loss of one batch: ``train.loss`` plus ``train.l2`` on the batch's ego embeddings.
+
+    - ``bpr``: :func:`bpr_loss` of the ``(u, i, j)`` triples (``j``: ``[B]`` sampled negatives);
+    - ``softmax``: :func:`softmax_loss` over the ``(u, i)`` pairs with ``train.temperature`` (``j`` is
+      unused: the other positives of the batch are the negatives). Embeddings come from
+      ``model.batch_embeddings(adj, u, i)`` where the model has it, else from ``model.embed``.
+    """
+    loss_name = getattr(cfg, "loss", "bpr")
+    if loss_name == "softmax":
+        if hasattr(model, "batch_embeddings"):           # the batch's rows only (LightGCN: fused propagation)
+            user_e, item_e = model.batch_embeddings(adj, u, i)
+        else:
+            user_emb, item_emb = model.embed(adj)
+            user_e, item_e = user_emb[u], item_emb[i]
+        loss = softmax_loss(user_e, item_e, cfg.temperature, items=i)
+        if cfg.l2:
+            ego_u, ego_i = model.ego_embeddings(u, i)
+            loss = loss + cfg.l2 * (ego_u.pow(2).sum() + ego_i.pow(2).sum()) / (2 * u.shape[0])
+        return loss
+    pos, neg = model(adj, u, i, j)
+    ego_u, ego_ij = model.ego_embeddings(u, torch.cat([i, j]))
+    return bpr_loss(pos, neg, (ego_u, ego_ij), cfg.l2)
+
+
 @torch.no_grad()
 def validation_scores(model: nn.Module, adj: Optional[Tensor], exclude: CSR, target: CSR, ks: list[int],
                       chunk_size: int) -> dict[str, float]:
@@ -146,7 +190,8 @@ def validation_scores(model: nn.Module, adj: Optional[Tensor], exclude: CSR, tar
 
 def train_model(model: nn.Module, data: InteractionData, cfg: TrainConfig, metric: Optional[str] = None,
                 seed: int = 0, log: Optional[Callable[[dict[str, Any]], None]] = None,
-                chunk_size: int = 1024, adj: Optional[Tensor] = None) -> TrainResult:
+                chunk_size: int = 1024, adj: Optional[Tensor] = None,
+                checkpoint_path: Optional[str | Path] = None, checkpoint_every: Optional[int] = None) -> TrainResult:
     """Train ``model`` with BPR on ``data``'s training edges, early-stopped on validation ``metric``.
 
     Args:
@@ -159,6 +204,10 @@ def train_model(model: nn.Module, data: InteractionData, cfg: TrainConfig, metri
         log: called with each epoch's history row (after the ``gnnrec.train`` log line).
         chunk_size: users ranked at once by the validation evaluator.
         adj: the normalised adjacency (default: built from ``data``).
+        checkpoint_path: where to keep the resumable state (:mod:`gnnrec.checkpointing`): saved every
+            ``checkpoint_every`` epochs (default ``cfg.checkpoint_every``; 0: never) and, if the file exists
+            and fits, loaded at the start so that training continues after its last saved epoch, ending
+            bit-identical on CPU to an uninterrupted run. The caller deletes it once the outputs are written.
 
     Returns:
         :class:`TrainResult`; the model holds the best epoch's weights.
@@ -170,7 +219,9 @@ def train_model(model: nn.Module, data: InteractionData, cfg: TrainConfig, metri
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     try:
-        return _train(model, data, cfg, metric, k, device, seed, log, chunk_size, adj)
+        every = getattr(cfg, "checkpoint_every", 1) if checkpoint_every is None else checkpoint_every
+        return _train(model, data, cfg, metric, k, device, seed, log, chunk_size, adj,
+                      Path(checkpoint_path) if checkpoint_path is not None and every else None, every)
     finally:
         if cfg.num_threads:
             torch.set_num_threads(old_threads)
@@ -178,7 +229,8 @@ def train_model(model: nn.Module, data: InteractionData, cfg: TrainConfig, metri
 
 def _train(model: nn.Module, data: InteractionData, cfg: TrainConfig, metric: str, k: int,
            device: torch.device, seed: int, log: Optional[Callable[[dict[str, Any]], None]],
-           chunk_size: int, adj: Optional[Tensor]) -> TrainResult:
+           chunk_size: int, adj: Optional[Tensor], checkpoint_path: Optional[Path] = None,
+           checkpoint_every: int = 1) -> TrainResult:
     t_start = time.perf_counter()
     torch.manual_seed(seed)
     model.to(device)
@@ -208,7 +260,13 @@ def _train(model: nn.Module, data: InteractionData, cfg: TrainConfig, metric: st
     n_edges = len(users)
     if n_edges == 0:
         raise TrainingError("no training interactions to train on")
-    sampler = NEGATIVE_SAMPLERS[cfg.negatives](data.n_users, data.n_items, users, items, device=device)
+    sampler = build_negative_sampler(cfg.negatives, data.n_users, data.n_items, users, items, device=device,
+                                     alpha=getattr(cfg, "negative_alpha", None),
+                                     pool=getattr(cfg, "negative_pool", None))
+    if hasattr(model, "negative_sampler"):                  # e.g. PinSage's hard-negative curriculum
+        sampler = model.negative_sampler(sampler)
+    needs_model = getattr(sampler, "needs_model", False)    # hard negatives are scored by the model
+    in_batch = getattr(cfg, "loss", "bpr") == "softmax"     # the batch's other positives are the negatives
     generator = torch.Generator(device=device)
     generator.manual_seed(seed)
     optimizer = make_optimizer(model, cfg.lr)
@@ -217,18 +275,30 @@ def _train(model: nn.Module, data: InteractionData, cfg: TrainConfig, metric: st
 
     best_state: Optional[dict[str, Tensor]] = None
     since_best = 0
+    start_epoch = 1
+    # ---- resume (gnnrec.checkpointing): continue a killed run after its last saved epoch
+    resumed = checkpoint.load_state(checkpoint_path, model, cfg.epochs) if checkpoint_path is not None else None
+    if resumed is not None:
+        start_epoch, best_state, since_best = checkpoint.apply_state(resumed, model, optimizer, generator, sampler,
+                                                                     result)
+        t_start = time.perf_counter() - resumed["seconds"]              # history seconds stay cumulative
     model.train()
-    for epoch in range(1, cfg.epochs + 1):
+    for epoch in range(start_epoch, cfg.epochs + 1):
+        if hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(epoch)
         t_epoch = time.perf_counter()
         perm = torch.randperm(n_edges, generator=generator, device=device)
         total = torch.zeros((), device=device)
         for step in range(n_steps):
             idx = perm[step * batch:(step + 1) * batch]                     # [B]
             u, i = users[idx], items[idx]
-            j = sampler.sample(u, generator)                                 # [B] negatives
-            pos, neg = model(adj, u, i, j)
-            ego_u, ego_ij = model.ego_embeddings(u, torch.cat([i, j]))
-            loss = bpr_loss(pos, neg, (ego_u, ego_ij), cfg.l2)
+            if in_batch:                                                     # softmax: no sampled negatives
+                j = None
+            elif needs_model:
+                j = sampler.sample(u, generator, model=model, adj=adj)       # [B] negatives
+            else:
+                j = sampler.sample(u, generator)                             # [B] negatives
+            loss = batch_loss(model, adj, u, i, j, cfg)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -256,6 +326,11 @@ def _train(model: nn.Module, data: InteractionData, cfg: TrainConfig, metric: st
                     "-" if val is None else f"{val:.5f}", time.perf_counter() - t_epoch, seconds)
         if log is not None:
             log(dict(row))
+        if checkpoint_path is not None and epoch % checkpoint_every == 0:     # resumable state (atomic write)
+            checkpoint.save_state(checkpoint_path, epoch=epoch, model=model, optimizer=optimizer, generator=generator,
+                                  sampler=sampler, best_state=best_state, result=result, since_best=since_best,
+                                  seconds=seconds, stopped=("early_stop" if since_best >= cfg.patience else
+                                                            "max_seconds" if out_of_time else None))
         if since_best >= cfg.patience:
             result.stopped = "early_stop"
             break

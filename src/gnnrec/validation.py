@@ -27,6 +27,7 @@ from __future__ import annotations
 import copy
 import os
 import re
+from datetime import datetime, timedelta, timezone
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Optional
 
@@ -54,6 +55,8 @@ _NUMERIC_RE = re.compile(
 _MISSING_MARKERS = {"none", "null", "<na>", "nat"}
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _ISO_RE = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 # ------------------------------------------------------------------------------------ results
@@ -62,7 +65,8 @@ class ValidationResult:
     """Checked and repaired raw tables (ids normalised, values parsed) plus the report so far.
 
     - ``interactions``: ``user`` str, ``item`` str, ``rating`` float64 (if the source has ratings),
-      ``timestamp`` Int64 (if it has timestamps), ``row`` int64
+      ``timestamp`` Int64 (if it has timestamps), ``row`` int64, ``split`` str (``"train"`` / ``"test"``,
+      if the source has a fixed test split, e.g. the LightGCN format)
     - ``social``: ``src`` str, ``dst`` str, ``noise`` bool (if known), ``row`` int64
     - ``items``: ``item`` str, ``name`` str (nullable), ``row`` int64; one row per item
     """
@@ -75,6 +79,7 @@ class ValidationResult:
     has_timestamps: bool
     has_noise: bool
     has_social: bool
+    has_split: bool = False
 
 
 @dataclass
@@ -137,10 +142,37 @@ def parse_timestamps(values: pd.Series) -> pd.Series:
             out[ok] = arr[ok].astype("int64")
         iso = rest & ~ok & text.str.match(_ISO_RE).fillna(False).astype(bool)
         if iso.any():
-            stamps = pd.to_datetime(text[iso], format="ISO8601", utc=True, errors="coerce")
-            seconds = (stamps - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
-            out[iso] = seconds.astype("Int64")
+            out[iso] = _iso_seconds(text[iso])
     return out
+
+
+def _iso_seconds(text: pd.Series) -> pd.Series:
+    """ISO-8601 dates/datetimes → unix seconds (Int64), null where invalid.
+
+    pandas parses in bulk, in whatever resolution it infers; dates outside its nanosecond range (before
+    1677 or after 2262, e.g. ``9999-12-31``) fall back to Python's ``datetime``."""
+    stamps = pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce")
+    secs = stamps.dt.tz_localize(None).dt.floor("s").to_numpy(dtype="datetime64[s]")
+    valid = ~np.isnat(secs)
+    out = pd.Series(pd.NA, index=text.index, dtype="Int64")
+    if valid.any():
+        out[valid] = secs[valid].astype(np.int64)
+    if not valid.all():
+        out[~valid] = pd.array([_iso_seconds_one(v) for v in text[~valid]], dtype="Int64")
+    return out
+
+
+def _iso_seconds_one(value: str) -> Any:
+    try:
+        stamp = datetime.fromisoformat(value)
+    except (ValueError, TypeError):
+        return pd.NA
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=timezone.utc)
+    try:
+        return (stamp - _EPOCH) // timedelta(seconds=1)
+    except OverflowError:  # an offset that pushes year 1 / 9999 out of range
+        return pd.NA
 
 
 # ------------------------------------------------------------------------------------- checks
@@ -184,6 +216,8 @@ def _example(frame: pd.DataFrame, pos: int, columns: tuple[str, ...]) -> str:
         where = f"row {int(row)}" if isinstance(row, (int, np.integer)) else f"row {row}"
     else:
         where = f"record {pos + 1} (no row number)"
+    if "split" in frame.columns and "split" not in columns:  # two source files: say which one
+        columns = (*columns, "split")
     shown = ", ".join(f"{c}={_fmt_value(frame[c].iloc[pos])}" for c in columns if c in frame.columns)
     return f"{where}: {shown}" if shown else where
 
@@ -336,14 +370,21 @@ def validate_tables(interactions: pd.DataFrame, social: Optional[pd.DataFrame],
             derived = _id_column(inter, col)
             checks.append(_not_null(f"interactions:id:{col}", derived, col, CORRUPTION, _BAD_ID, (col,)))
     if has_rating:
-        inter["__num_rating"] = parse_numbers(inter["rating"])
+        ratings = parse_numbers(inter["rating"])
+        inter["__num_rating"] = ratings.where(ratings.abs() <= _FLOAT32_MAX)  # weights are float32
         checks.append(_not_null("interactions:rating", "__num_rating", "rating", CORRUPTION,
-                                "{n} value(s) are not finite numbers", ("rating",)))
+                                "{n} value(s) are not finite numbers (at most 3.4e38 in absolute value: "
+                                "ratings become float32 weights)", ("rating",)))
     if has_timestamps:
         inter["__ts_timestamp"] = parse_timestamps(inter["timestamp"])
         checks.append(_not_null("interactions:timestamp", "__ts_timestamp", "timestamp", CORRUPTION,
                                 "{n} value(s) are neither integral unix seconds nor ISO-8601 dates",
                                 ("timestamp",)))
+    has_split = "split" in inter.columns          # a fixed test split (LightGCN format): train / test
+    if has_split:
+        inter["__ok_split"] = inter["split"].str.strip().isin(["train", "test"]).astype(bool)
+        checks.append(_all_true("interactions:split", "__ok_split", "split", CORRUPTION,
+                                "{n} value(s) are not 'train' or 'test'", ("split",)))
     if "user" in inter.columns:
         checks.append(_Check(
             "interactions:users",
@@ -452,6 +493,8 @@ def validate_tables(interactions: pd.DataFrame, social: Optional[pd.DataFrame],
     if has_timestamps:
         clean["timestamp"] = inter["__ts_timestamp"].astype("Int64")
     clean["row"] = inter["row"].astype("int64")
+    if has_split:  # a pair in both files stays in test only (the last row: test rows follow train rows)
+        clean["split"] = inter["split"].str.strip().astype("str")
     clean[_POS] = inter[_POS]
     if has_timestamps:  # stable sort: equal timestamps keep file order, so "last" is the last row
         ordered = clean.sort_values("timestamp", kind="mergesort", na_position="first")
@@ -486,7 +529,8 @@ def validate_tables(interactions: pd.DataFrame, social: Optional[pd.DataFrame],
         items_clean = items_clean.drop_duplicates("item", keep="first").reset_index(drop=True)
 
     return ValidationResult(clean, social_clean, items_clean, report, has_rating=has_rating,
-                            has_timestamps=has_timestamps, has_noise=has_noise, has_social=has_social)
+                            has_timestamps=has_timestamps, has_noise=has_noise, has_social=has_social,
+                            has_split=has_split)
 
 
 def _empty_report(strict: bool, tables: dict, has_timestamps: bool, has_social: bool) -> dict[str, Any]:
@@ -572,6 +616,8 @@ def build_dataset(result: ValidationResult, *, min_rating: Optional[float] = Non
                       else pd.array([pd.NA] * n, dtype="Int64")),
     })
     canonical["timestamp"] = canonical["timestamp"].astype("Int64")
+    if result.has_split:  # the source's fixed split, honoured by the split stage
+        canonical["split"] = pd.Series(inter["split"].to_numpy(), dtype="str")
 
     soc = result.social
     src = user_index.get_indexer(soc["src"]).astype(np.int64)

@@ -5,7 +5,8 @@ One module per source family, each with ``load(params) -> RawTables``:
 - :mod:`~gnnrec.datasets.synthetic`: the embedded synthetic dataset (and its generator),
 - :mod:`~gnnrec.datasets.movielens`: MovieLens 100K (``u.data``, ``u.item``),
 - :mod:`~gnnrec.datasets.lastfm`: HetRec 2011 LastFM (``user_artists.dat``, ``user_friends.dat``, ``artists.dat``),
-- :mod:`~gnnrec.datasets.tabular`: any ``csv`` / ``parquet`` files described in ``data.tabular``.
+- :mod:`~gnnrec.datasets.tabular`: any ``csv`` / ``parquet`` files described in ``data.tabular``,
+- :mod:`~gnnrec.datasets.lightgcn_format`: ``train.txt`` / ``test.txt`` with a fixed test split (Gowalla).
 
 :func:`load_source` dispatches on ``params.data.source``. The tables follow the *ingest* contract of
 ``docs/contracts.md``: text columns plus ``row``, the line of the source file each record came from.
@@ -33,6 +34,7 @@ LOADERS = {
     "lastfm-hetrec": "gnnrec.datasets.lastfm",
     "csv": "gnnrec.datasets.tabular",
     "parquet": "gnnrec.datasets.tabular",
+    "lightgcn-format": "gnnrec.datasets.lightgcn_format",
 }
 
 TABLES = ("interactions", "social", "items")
@@ -71,16 +73,34 @@ def load_source(params: "Params") -> RawTables:
 
 
 def data_dir(params: "Params") -> Path:
-    """``data.path`` as an absolute path (a relative one is taken from the current working folder)."""
-    path = Path(params.data.path).expanduser()
-    return (path if path.is_absolute() else Path.cwd() / path).resolve()
+    """``data.path`` as an absolute path (a relative one is taken from the current working folder).
+
+    A path the OS cannot take (a NUL byte, a name too long) is a DataError naming ``data.path``."""
+    try:
+        path = Path(params.data.path).expanduser()
+        return (path if path.is_absolute() else Path.cwd() / path).resolve()
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise DataError(f"data.path = {params.data.path!r} is not a usable path ({exc}); expected a folder"
+                        ) from None
+
+
+def path_kind(path: Path) -> str:
+    """``"folder"``, ``"file"``, ``"missing"``; a path the OS refuses (too long, NUL byte) is ``"invalid"``."""
+    try:
+        if path.is_dir():
+            return "folder"
+        return "file" if path.exists() else "missing"
+    except (OSError, ValueError):
+        return "invalid"
 
 
 def require_data_dir(params: "Params", expected: Iterable[str]) -> Path:
     """``data.path`` if it is an existing folder, else a DataError listing the files it should hold."""
     folder = data_dir(params)
-    if not folder.is_dir():
-        what = "is not a folder" if folder.exists() else "does not exist"
+    kind = path_kind(folder)
+    if kind != "folder":
+        what = {"file": "is not a folder", "missing": "does not exist",
+                "invalid": "is not a usable path (too long, or a character the OS refuses)"}[kind]
         raise DataError(f"data folder {what} (data.path = {params.data.path!r}); the {params.data.source} source "
                         f"expects these files there: {', '.join(expected)}", file=str(folder))
     return folder
@@ -104,4 +124,4 @@ def empty_table(columns: Iterable[str]) -> pd.DataFrame:
 
 
 __all__ = ["LOADERS", "TABLES", "RawTables", "data_dir", "empty_items", "empty_table", "empty_social", "load_source",
-           "require_data_dir"]
+           "path_kind", "require_data_dir"]

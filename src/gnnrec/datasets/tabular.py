@@ -31,7 +31,8 @@ from typing import TYPE_CHECKING, Mapping, Optional, Sequence
 import numpy as np
 import pandas as pd
 
-from gnnrec.datasets import RawTables, data_dir, empty_items, empty_social, empty_table, require_data_dir
+from gnnrec.datasets import (RawTables, data_dir, empty_items, empty_social, empty_table, path_kind,
+                             require_data_dir)
 from gnnrec.errors import DataError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -44,9 +45,13 @@ _NEWLINE, _TAB, _SPACE = 10, 9, 32
 # ---------------------------------------------------------------------------------- file access
 def require_file(path: Path, what: str) -> Path:
     """Return ``path`` if it is an existing file, else raise a DataError saying what it should hold."""
-    if path.is_dir():
+    kind = path_kind(path)
+    if kind == "folder":
         raise DataError(f"is a folder, expected the {what} file", file=str(path))
-    if not path.is_file():
+    if kind == "invalid":
+        raise DataError(f"is not a usable file name (too long, or a character the OS refuses); expected the "
+                        f"{what} file", file=str(path))
+    if kind == "missing":
         raise DataError(f"required file is missing (the {what} file)", file=str(path))
     return path
 
@@ -69,6 +74,9 @@ def decode_text(raw: bytes, path: Path, encoding: str = "utf-8") -> str:
     A UTF-8 byte-order mark is dropped. NUL bytes (binary data) and undecodable bytes raise a DataError
     naming the byte offset and the line.
     """
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) and encoding.replace("_", "-").lower() in ("utf-8", "utf8"):
+        raise DataError("UTF-16 text (it starts with a UTF-16 byte-order mark); expected UTF-8: save the file as UTF-8",
+                        file=str(path), row=1)
     nul = raw.find(b"\x00")
     if nul >= 0:
         raise DataError(f"binary data, not a text table: NUL byte at byte offset {nul} (line {_line_at(raw, nul)})",
@@ -135,6 +143,8 @@ def _scan_quoted(text: str, sep: str, path: Path) -> _Records:
     counts: list[int] = []
     header: list[str] = []
     consumed = 0
+    old_limit = csv.field_size_limit()
+    csv.field_size_limit(max(old_limit, len(text) + 1))  # a long field is not malformed (default limit: 128 KiB)
     try:
         for record in reader:
             if not starts:
@@ -145,6 +155,8 @@ def _scan_quoted(text: str, sep: str, path: Path) -> _Records:
     except csv.Error as exc:
         raise DataError(f"malformed CSV in the record starting on this line: {exc} (check the quoting)",
                         file=str(path), row=consumed + 1) from None
+    finally:
+        csv.field_size_limit(old_limit)
     line = np.asarray(starts, dtype=np.int64)
     return _Records(line=line, fields=np.asarray(counts, dtype=np.int64), blank=line_blank[line - 1],
                     header=header)
@@ -178,7 +190,7 @@ def read_delimited(path: Path, columns: Mapping[str, str], *, sep: str = ",", he
     names = list(records.header) if header else list(field_names or ())
     if not names:
         raise DataError("the first line (the header) is empty", file=str(path), row=1)
-    positions = _column_positions(names, columns, path, header)
+    positions = _column_positions(names, columns, path, header, sep)
     _check_field_counts(records, len(names), path, header)
     data_mask = ~records.blank
     if header:
@@ -211,21 +223,39 @@ def _locate_records(text: str, sep: str, quoting: bool, path: Path) -> _Records:
     return _scan_quoted(text, sep, path)
 
 
-def _column_positions(names: Sequence[str], columns: Mapping[str, str], path: Path, header: bool) -> dict[str, int]:
+def _column_positions(names: Sequence[str], columns: Mapping[str, str], path: Path, header: bool,
+                      sep: Optional[str] = None) -> dict[str, int]:
     """Output column → field position; a DataError names a missing or ambiguous column."""
     positions: dict[str, int] = {}
     for out_name, source in columns.items():
         hits = [i for i, name in enumerate(names) if name == source]
         if not hits:
-            found = ", ".join(repr(n) for n in names)
+            found = ", ".join(repr(n) for n in names[:50]) + (f", ... ({len(names)} in all)" if len(names) > 50 else "")
             where = "columns found in the header" if header else "fields"
-            raise DataError(f"missing column '{source}' (needed for {out_name}); {where}: {found}",
-                            file=str(path), column=source)
+            raise DataError(f"missing column '{source}' (needed for {out_name}); {where}: {found}"
+                            f"{_column_hint(names, source, sep) if header else ''}", file=str(path), column=source)
         if len(hits) > 1:
             raise DataError(f"column '{source}' appears {len(hits)} times in the header", file=str(path),
                             column=source)
         positions[out_name] = hits[0]
     return positions
+
+
+_OTHER_SEPARATORS = {",": "','", ";": "';'", "\t": "a tab ('\\t')", "|": "'|'"}
+
+
+def _column_hint(names: Sequence[str], wanted: str, sep: Optional[str]) -> str:
+    """A hint for a missing column: another separator in a one-field header, or a near-identical name."""
+    if sep is not None and len(names) == 1:
+        for other, label in _OTHER_SEPARATORS.items():
+            if other != sep and other in names[0]:
+                shown = "a tab ('\\t')" if sep == "\t" else repr(sep)
+                return (f"; the header is one field containing {label}: the file's separator is probably not "
+                        f"{shown} (set data.tabular.sep)")
+    near = [n for n in names if n.strip().casefold() == wanted.strip().casefold() and n != wanted]
+    if near:
+        return f"; did you mean {near[0]!r}? (names must match exactly, spaces and case included)"
+    return ""
 
 
 def _check_field_counts(records: _Records, expected: int, path: Path, header: bool) -> None:

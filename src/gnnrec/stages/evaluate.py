@@ -70,7 +70,7 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
         if not ckpt_path.exists():
             raise DataError(f"no checkpoint for model {name!r}: run train@{name} first", file=str(ckpt_path))
         t0 = time.perf_counter()
-        model = model_from_checkpoint(load_torch(ckpt_path)).to(device).eval()
+        model = model_from_checkpoint(load_torch(ckpt_path), graph).to(device).eval()   # + graph buffers
         with torch.no_grad():
             user_emb, item_emb = model.embed(adj)
             test_m = evaluate_ranking(user_emb, item_emb, seen_csr, test_csr, ks, chunk)

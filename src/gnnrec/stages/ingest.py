@@ -7,6 +7,8 @@ written (0 rows when the source has no such file), then ``manifest.json`` names 
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
 from typing import Any
 
 from gnnrec.config import Params
@@ -19,12 +21,25 @@ MANIFEST = "manifest.json"
 
 def run(params: Params, paths: Paths) -> dict[str, Any]:
     """Load the source, write the raw tables and the manifest; return the source and rows per table."""
-    tables = load_source(params)
+    tables = load_source(rooted(params, paths.root))
     for name in TABLES:
         write_parquet(paths.ingest / f"{name}.parquet", tables.table(name))
     manifest = build_manifest(tables)
     write_json(paths.ingest / MANIFEST, manifest)
     return {"source": tables.source, "path": str(tables.path), "rows": tables.rows()}
+
+
+def rooted(params: Params, root: Path) -> Params:
+    """``params`` with a relative ``data.path`` taken from the project root (README: "absolute, or relative
+    to the project root"), so that ``gnnrec stage ingest --root X`` reads X's data whatever the cwd."""
+    try:
+        relative = not Path(params.data.path).expanduser().is_absolute()
+    except (OSError, ValueError, RuntimeError):  # an unusable path: the loader reports it
+        return params
+    if not relative or Path(root) == Path("."):
+        return params
+    data = dataclasses.replace(params.data, path=str(Path(root) / params.data.path))
+    return dataclasses.replace(params, data=data)
 
 
 def build_manifest(tables: RawTables) -> dict[str, Any]:

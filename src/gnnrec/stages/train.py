@@ -9,16 +9,18 @@ and ``reports/train/<model>.csv`` (see docs/contracts.md).
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 
+from gnnrec.checkpointing import input_key
 from gnnrec.config import Params
 from gnnrec.errors import DataError
 from gnnrec.io import load_torch, read_parquet, save_torch, write_csv, write_json
-from gnnrec.models import build_model, checkpoint
+from gnnrec.models import GraphInputError, build_model, checkpoint, prepare_model
 from gnnrec.paths import Paths
 from gnnrec.training import InteractionData, resolve_device, train_model
 
@@ -52,6 +54,17 @@ def model_kwargs(params: Params, name: str, n_users: int, n_items: int) -> dict[
     return {"n_users": n_users, "n_items": n_items, **arch}
 
 
+def prepare_graph_inputs(model: Any, model_name: str, graph: dict[str, Any], params: Params) -> None:
+    """:func:`gnnrec.models.prepare_model`; a model that cannot run on this graph (``social`` without
+    social ties) is a :class:`GraphInputError` naming ``models``, the model and the dataset."""
+    try:
+        prepare_model(model, graph)
+    except GraphInputError as exc:
+        raise GraphInputError(f"params: key 'models': {model_name!r} cannot run on the dataset "
+                              f"{params.data.source!r} ({params.data.path}): {exc}; "
+                              f"remove {model_name!r} from models") from None
+
+
 def run(params: Params, paths: Paths, model_name: str) -> dict[str, Any]:
     graph = load_graph(paths)
     data = load_interaction_data(paths, graph)
@@ -61,14 +74,17 @@ def run(params: Params, paths: Paths, model_name: str) -> dict[str, Any]:
 
     torch.manual_seed(params.seed)                     # the initial weights depend on the seed only
     model = build_model(model_name, **kwargs)
+    prepare_graph_inputs(model, model_name, graph, params)     # social ties, sampler CSR: fails before training
+    resume = resume_path(params, paths, model_name, cfg)      # outside DVC's outputs; see gnnrec.checkpointing
     result = train_model(model, data, cfg, metric=cfg.early_stop, seed=params.seed,
-                         chunk_size=params.evaluate.chunk_size)
+                         chunk_size=params.evaluate.chunk_size, checkpoint_path=resume)
 
     save_torch(paths.model(model_name), checkpoint(model_name, kwargs, model))
     hyper = {k: v for k, v in kwargs.items() if k not in ("n_users", "n_items")}
     if getattr(model, "trainable", True):
         hyper.update({"epochs": cfg.epochs, "batch_size": cfg.batch_size, "lr": cfg.lr, "l2": cfg.l2,
-                      "patience": cfg.patience, "negatives": cfg.negatives, "eval_every": cfg.eval_every,
+                      "patience": cfg.patience, "negatives": cfg.negatives, "loss": cfg.loss,
+                      **({"temperature": cfg.temperature} if cfg.loss == "softmax" else {}), "eval_every": cfg.eval_every,
                       "max_seconds": cfg.max_seconds})
     hyper["seed"] = params.seed
     summary = {
@@ -87,4 +103,24 @@ def run(params: Params, paths: Paths, model_name: str) -> dict[str, Any]:
     history = pd.DataFrame(result.history, columns=HISTORY_COLUMNS)
     history = history.astype({"epoch": "int64", "loss": "float64", "val_score": "float64", "seconds": "float64"})
     write_csv(paths.train_history(model_name), history)
-    return {k: summary[k] for k in ("model", "epochs_run", "best_epoch", "best_val", "stopped", "train_seconds")}
+    for state in resume.parent.glob(f"train@{model_name}-*.pt"):   # every output is written: nothing to resume
+        state.unlink(missing_ok=True)                                # (states of other inputs/params are stale)
+    out = {k: summary[k] for k in ("model", "epochs_run", "best_epoch", "best_val", "stopped", "train_seconds")}
+    out["resumed_from_epoch"] = result.resumed_from
+    return out
+
+
+def resume_path(params: Params, paths: Paths, model_name: str, cfg: Any) -> Path:
+    """``artifacts/checkpoints/train@<model>-<key>.pt``: ``key`` hashes the stage's inputs (``graph.pt``,
+    ``val.parquet``) and everything that shapes the run (model section, effective train settings but
+    ``checkpoint_every``, seed, evaluation chunk size, torch version), so only an identical run resumes."""
+    config = {
+        "model": model_name,
+        "section": dataclasses.asdict(params.model(model_name)),
+        "train": {k: v for k, v in dataclasses.asdict(cfg).items() if k != "checkpoint_every"},
+        "seed": params.seed,
+        "chunk_size": params.evaluate.chunk_size,
+        "torch": torch.__version__,
+    }
+    key = input_key([paths.graph, paths.split / "val.parquet"], config)
+    return paths.checkpoint(f"train@{model_name}", key)

@@ -1,0 +1,130 @@
+"""``python -m benchmarks``: run the CPU benchmarks and write ``reports/benchmarks.{json,md}``.
+
+    python -m benchmarks                                   # everything (about 30 minutes on 2 cores)
+    python -m benchmarks --only train_step,eval --datasets movielens-100k --repeats 5
+    python -m benchmarks --only time_to_quality --budget 60
+    python -m benchmarks --quick                           # a fast pass: fewer repeats, 30 s budget, no RecBole
+
+Sub-benchmarks: train_step, eval, recbole, time_to_quality, pipeline, memory (and samplers, when
+``benchmarks/samplers.py`` is present). Results of a partial run replace the same rows of an existing
+report and keep the others. The GPU benchmark is separate: ``python -m benchmarks.gpu``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import traceback
+from typing import Optional, Sequence
+
+import torch
+
+from benchmarks.common import QUIET, REPO, Result, machine, write_report
+
+ALL = ("train_step", "eval", "recbole", "time_to_quality", "pipeline", "memory")
+OPTIONAL = ("samplers",)
+DEFAULT_DATASETS = ("movielens-100k", "lastfm-hetrec")
+NOTES = [
+    "CPU threads: every row records `threads`, the torch threads both sides used (`--threads`, 2 by default: the "
+    "2 cores the targets are stated for; the train step is always measured with 2 threads and with 1). The machine "
+    "may be shared: `loadavg` is recorded with the results. Under load, 2-thread timings of many small operations "
+    "suffer most (every parallel operation waits for the slower core), so a 1-thread comparison is the more robust "
+    "like-for-like figure there. Both sides of a comparison are measured in turns in the same process (RecBole in a "
+    "subprocess run between two gnnrec measurements); `--quiet-below LOAD` waits for a quieter machine.",
+    "Data: gnnrec's own loaders, validation and split (per-user random 80/10/10, seed 42, every interaction a "
+    "positive); the same split files for every side. LightGCN with 64 dims and 3 layers, batch 2048, everywhere.",
+    "GPU figures are pending: this run had no GPU. `python -m benchmarks.gpu` measures them on a CUDA machine "
+    "with torch and PyG only (see README, Benchmarks).",
+]
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", default=",".join(ALL),
+                        help=f"comma-separated sub-benchmarks among {', '.join(ALL + OPTIONAL)} (default: all of {', '.join(ALL)})")
+    parser.add_argument("--datasets", default=",".join(DEFAULT_DATASETS), help="comma-separated datasets")
+    parser.add_argument("--repeats", type=int, default=20, help="timed repeats of a step (evaluations: a quarter)")
+    parser.add_argument("--budget", type=float, default=300.0, help="time-to-quality budget of the PyG loop, seconds")
+    parser.add_argument("--recbole-epochs", type=int, default=300, help="RecBole's epoch cap (it early-stops)")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument("--data-root", default=None, help="folder of the datasets (default ../shared/data)")
+    parser.add_argument("--out", default=str(REPO / "reports"), help="where benchmarks.json / .md go")
+    parser.add_argument("--quick", action="store_true", help="fewer repeats, a 30 s budget, no RecBole or pipeline")
+    parser.add_argument("--fresh", action="store_true", help="write a new report instead of updating the rows")
+    parser.add_argument("--quiet-below", type=float, default=None, metavar="LOAD",
+                        help="on a shared machine: wait for a 1-minute load average below LOAD before each measurement")
+    parser.add_argument("--quiet-wait", type=float, default=900.0, help="longest wait for --quiet-below, seconds")
+    args = parser.parse_args(argv)
+    args.only = [s.strip() for s in args.only.split(",") if s.strip()]
+    unknown = [s for s in args.only if s not in ALL + OPTIONAL]
+    if unknown:
+        parser.error(f"unknown sub-benchmark(s) {', '.join(unknown)}; choose among {', '.join(ALL + OPTIONAL)}")
+    args.datasets = [s.strip() for s in args.datasets.split(",") if s.strip()]
+    if args.quick:
+        args.repeats = min(args.repeats, 5)
+        args.budget = min(args.budget, 30.0)
+        args.only = [s for s in args.only if s not in ("recbole", "pipeline")]
+    return args
+
+
+def run_one(name: str, args: argparse.Namespace) -> list[Result]:
+    if name == "train_step":
+        from benchmarks import train_step
+        return train_step.run(args.datasets, repeats=args.repeats, data_root=args.data_root,
+                              thread_counts=sorted({2, args.threads, 1}, reverse=True))
+    if name == "eval":
+        from benchmarks import ranking
+        return ranking.run(args.datasets, repeats=max(3, args.repeats // 4), data_root=args.data_root)
+    if name == "recbole":
+        from benchmarks import recbole_bench
+        return recbole_bench.run(args.datasets, epochs=args.recbole_epochs, eval_repeats=max(3, args.repeats // 4),
+                                 threads=args.threads, data_root=args.data_root)
+    if name == "time_to_quality":
+        from benchmarks import quality
+        return quality.run(args.datasets, budget=args.budget, data_root=args.data_root)
+    if name == "pipeline":
+        from benchmarks import pipeline
+        return pipeline.run()
+    if name == "memory":
+        from benchmarks import memory
+        return memory.run(args.data_root)
+    if name == "samplers":
+        from benchmarks import samplers  # another benchmark module of this package
+        rows = samplers.run(args.datasets, args.repeats, False)
+        return [r if isinstance(r, Result) else _from_dict(r) for r in rows]
+    raise ValueError(name)
+
+
+def _from_dict(row: dict) -> Result:
+    keys = ("dataset", "device", "what", "ours_ms", "reference", "reference_ms", "target", "met")
+    return Result(**{k: row.get(k) for k in keys}, extra={k: v for k, v in row.items() if k not in keys + ("speedup",)})
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    QUIET.update({"below": args.quiet_below, "timeout": args.quiet_wait})
+    info = machine()
+    results: list[Result] = []
+    failed = []
+    t0 = time.perf_counter()
+    for name in args.only:
+        start = time.perf_counter()
+        print(f"== {name}", flush=True)
+        try:
+            results += run_one(name, args)
+        except Exception as exc:  # noqa: BLE001 — one failing benchmark must not lose the others' results
+            traceback.print_exc()
+            failed.append(f"{name}: {type(exc).__name__}: {exc}".splitlines()[0])
+        print(f"== {name} took {time.perf_counter() - start:.0f} s", flush=True)
+        write_report(results, args.out, info, NOTES, merge=not args.fresh)      # after each: partial results survive
+    info["loadavg_end"] = __import__("benchmarks.common", fromlist=["loadavg"]).loadavg()
+    notes = NOTES + [f"failed: {f}" for f in failed]
+    json_path, md_path = write_report(results, args.out, info, notes, merge=not args.fresh)
+    print(f"wrote {json_path} and {md_path} in {time.perf_counter() - t0:.0f} s", flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,259 @@
+"""Pieces shared by the graph models: the two model bases (whole-graph and sampled), layer combination,
+symmetric edge dropout and the graph-input hook.
+
+**Graph inputs.** Every model takes the normalised bipartite adjacency in ``forward``/``embed``. A model
+that needs more of the graph (the social ties, or the CSR structure its samplers walk) has a
+``prepare(graph)`` method taking the dict of ``graph.pt`` (``n_users``, ``n_items``, ``train_user``,
+``train_item``, ``social_src``, ``social_dst``): it derives *non-persistent* buffers from it, so the
+checkpoint keeps only learned weights and a loaded model gets the same buffers by calling ``prepare``
+again (:func:`gnnrec.models.prepare_model`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from gnnrec.errors import GnnrecError
+from gnnrec.models.lightgcn import symmetric_spmm
+
+LAYER_COMBINATIONS = ("mean", "concat", "last")
+
+
+class GraphInputError(GnnrecError, ValueError):
+    """A model cannot run on this graph (e.g. the social model on a dataset without social ties)."""
+
+
+def check_choice(name: str, value: str, choices: Sequence[str]) -> str:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def check_unit(name: str, value: float, closed: bool = False) -> float:
+    value = float(value)
+    if not (0.0 <= value <= 1.0) or (value == 1.0 and not closed):
+        raise ValueError(f"{name} must be in [0, 1{']' if closed else ')'}, got {value}")
+    return value
+
+
+def combine_layers(layers: Sequence[Tensor], mode: str) -> Tensor:
+    r"""Layer combination against over-smoothing: ``mean`` (LightGCN, :math:`\frac{1}{K+1}\sum_k
+    \mathbf{E}^{(k)}`), ``concat`` (NGCF, :math:`[\mathbf{E}^{(0)} \Vert \dots \Vert \mathbf{E}^{(K)}]`) or
+    ``last`` (the plain deep model)."""
+    if mode == "mean":
+        return torch.stack(list(layers)).mean(0)
+    if mode == "concat":
+        return torch.cat(list(layers), dim=-1)
+    if mode == "last":
+        return layers[-1]
+    raise ValueError(f"unknown layer combination {mode!r}")
+
+
+def combined_dim(dim: int, num_layers: int, mode: str) -> int:
+    return dim * (num_layers + 1) if mode == "concat" else dim
+
+
+def graph_tensor(graph: dict[str, Any], key: str) -> Tensor:
+    value = graph.get(key)
+    if value is None:
+        return torch.zeros(0, dtype=torch.long)
+    return torch.as_tensor(value).long().reshape(-1).cpu()
+
+
+def check_graph_sizes(model: nn.Module, graph: dict[str, Any]) -> None:
+    if int(graph["n_users"]) != model.n_users or int(graph["n_items"]) != model.n_items:
+        raise GraphInputError(f"{type(model).__name__} was built for {model.n_users} users and {model.n_items} "
+                              f"items, but the graph has {graph['n_users']} users and {graph['n_items']} items")
+
+
+# ------------------------------------------------------------------------------------ edge dropout
+class SymmetricEdgeDropout:
+    r"""Drops each *undirected* edge of a symmetric sparse CSR adjacency with probability ``p`` (both of
+    its entries together, so the result stays symmetric and :func:`symmetric_spmm`'s backward stays
+    right) and scales the kept entries by :math:`1/(1-p)` (NGCF's node/edge dropout, DropEdge).
+
+    The pairing of entry ``(r, c)`` with ``(c, r)`` is computed once per adjacency (cached by identity).
+    """
+
+    def __init__(self) -> None:
+        self._key: Optional[tuple[int, int]] = None
+        self._mirror: Optional[Tensor] = None
+
+    def _mirror_of(self, adj: Tensor) -> Tensor:
+        key = (id(adj), adj._nnz())
+        if self._key != key or self._mirror is None:
+            crow, col = adj.crow_indices().long(), adj.col_indices().long()
+            n = adj.shape[0]
+            row = torch.repeat_interleave(torch.arange(n, device=crow.device), crow.diff())
+            keys = row * n + col                                              # sorted (CSR order)
+            self._mirror = torch.searchsorted(keys, col * n + row)            # index of (c, r)
+            self._key = key
+        return self._mirror
+
+    def __call__(self, adj: Tensor, p: float, generator: Optional[torch.Generator] = None) -> Tensor:
+        if p <= 0:
+            return adj
+        mirror = self._mirror_of(adj)
+        idx = torch.arange(mirror.shape[0], device=mirror.device)
+        u = torch.rand(mirror.shape[0], generator=generator, device=mirror.device)
+        u = u[torch.minimum(idx, mirror)]                                     # one draw per undirected edge
+        values = adj.values() * (u >= p).to(adj.values().dtype) / (1.0 - p)
+        return torch.sparse_csr_tensor(adj.crow_indices(), adj.col_indices(), values, adj.shape,
+                                       check_invariants=False)
+
+
+def drop_block_edges(mask: Tensor, p: float) -> Tensor:
+    """A sampled block's mask with each edge dropped with probability ``p`` (training only)."""
+    if p <= 0:
+        return mask
+    return mask & (torch.rand(mask.shape, device=mask.device) >= p)
+
+
+# ------------------------------------------------------------------------------------------ bases
+class EmbeddingRecommender(nn.Module):
+    """Base of the graph models: one free layer-0 embedding per node (users first, then items, the node
+    numbering of :func:`gnnrec.graph.bipartite_adjacency`), BPR scores as dot products of final
+    embeddings, L2 on the layer-0 rows. Subclasses implement :meth:`node_embeddings` and
+    :meth:`all_embeddings`."""
+
+    trainable = True
+
+    def _init_embedding(self, n_users: int, n_items: int, embedding_dim: int, init_std: float) -> None:
+        self.n_users = int(n_users)
+        self.n_items = int(n_items)
+        self.embedding_dim = int(embedding_dim)
+        self.init_std = float(init_std)
+        if self.n_users < 1 or self.n_items < 1 or self.embedding_dim < 1:
+            raise ValueError("n_users, n_items and embedding_dim must be >= 1")
+        self.embedding = nn.Embedding(self.n_users + self.n_items, self.embedding_dim)   # [N, d]
+
+    def node_embeddings(self, adj: Optional[Tensor], nodes: Tensor) -> Tensor:
+        """Final embeddings ``[len(nodes), d_out]`` of the (bipartite) node ids ``nodes`` (training)."""
+        raise NotImplementedError
+
+    def all_embeddings(self, adj: Optional[Tensor]) -> Tensor:
+        """Final embeddings of every node ``[n_users + n_items, d_out]`` (ranking)."""
+        raise NotImplementedError
+
+    def embed(self, adj: Optional[Tensor]) -> tuple[Tensor, Tensor]:
+        """``(user_emb [n_users, d_out], item_emb [n_items, d_out])`` used for ranking."""
+        out = self.all_embeddings(adj)
+        return out[: self.n_users], out[self.n_users:]
+
+    def forward(self, adj: Optional[Tensor], users: Tensor, pos: Tensor, neg: Tensor) -> tuple[Tensor, Tensor]:
+        batch = users.shape[0]
+        nodes = torch.cat([users, pos + self.n_users, neg + self.n_users])   # [3B]
+        e = self.node_embeddings(adj, nodes)                                  # [3B, d_out]
+        eu, ep, en = e[:batch], e[batch:2 * batch], e[2 * batch:]
+        return (eu * ep).sum(-1), (eu * en).sum(-1)
+
+    def ego_embeddings(self, users: Tensor, items: Tensor) -> tuple[Tensor, Tensor]:
+        """Layer-0 embeddings ``([len(users), d], [len(items), d])`` for the L2 penalty."""
+        rows = self.embedding.weight[torch.cat([users, items + self.n_users])]
+        return rows[: users.shape[0]], rows[users.shape[0]:]
+
+
+class WholeGraphRecommender(EmbeddingRecommender):
+    """A model that propagates over the whole normalised adjacency (``propagate(adj) -> [N, d_out]``)."""
+
+    def propagate(self, adj: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def node_embeddings(self, adj: Optional[Tensor], nodes: Tensor) -> Tensor:
+        return self.propagate(adj)[nodes]
+
+    def all_embeddings(self, adj: Optional[Tensor]) -> Tensor:
+        return self.propagate(adj)
+
+
+class SampledRecommender(EmbeddingRecommender):
+    """A model trained on mini-batch blocks: ``prepare(graph)`` stores the bipartite CSR (non-persistent
+    buffers ``csr_indptr``, ``csr_indices``); :meth:`node_embeddings` computes only the batch's distinct
+    nodes from blocks of their receptive field (``sample_blocks``, ``compute_blocks``); :meth:`embed`
+    runs layer-wise inference over every node, with a fixed seed wherever it samples, so the same weights
+    always give the same ranking."""
+
+    inference_seed = 0
+
+    def _init_graph_buffers(self) -> None:
+        self.register_buffer("csr_indptr", torch.zeros(0, dtype=torch.long), persistent=False)
+        self.register_buffer("csr_indices", torch.zeros(0, dtype=torch.long), persistent=False)
+
+    def prepare(self, graph: dict[str, Any]) -> "SampledRecommender":
+        """Store the CSR of the training graph ``graph`` (``graph.pt``'s dict)."""
+        from gnnrec.sampling.neighbors import bipartite_csr
+
+        check_graph_sizes(self, graph)
+        indptr, indices = bipartite_csr(self.n_users, self.n_items, graph_tensor(graph, "train_user"),
+                                        graph_tensor(graph, "train_item"))
+        device = self.embedding.weight.device
+        self.csr_indptr = indptr.to(device)
+        self.csr_indices = indices.to(device)
+        return self
+
+    @property
+    def prepared(self) -> bool:
+        return self.csr_indptr.shape[0] == self.n_users + self.n_items + 1
+
+    def _require_prepared(self) -> None:
+        if not self.prepared:
+            raise RuntimeError(f"{type(self).__name__} has no graph: call model.prepare(graph) first "
+                               "(gnnrec.models.prepare_model)")
+
+    def cached_sampler(self, factory):
+        """``factory()`` (a sampler over the CSR buffers), rebuilt only when the buffers change (``prepare``,
+        a move to another device), so its scratch space is allocated once."""
+        key = (self.csr_indices.data_ptr(), self.csr_indices.device, self.csr_indices.shape[0])
+        if getattr(self, "_sampler_key", None) != key:
+            self._sampler = factory()
+            self._sampler_key = key
+        return self._sampler
+
+    def sample_blocks(self, seeds: Tensor, generator: Optional[torch.Generator] = None) -> list:
+        raise NotImplementedError
+
+    def compute_blocks(self, blocks: list, x: Tensor) -> list[Tensor]:
+        """Layer outputs ``[h^(0), ..., h^(K)]`` restricted to the seeds (rows ``:n_seeds``)."""
+        raise NotImplementedError
+
+    def inference(self) -> list[Tensor]:
+        """Every node's layer outputs ``[h^(0), ..., h^(K)]`` (``[N, d]`` each)."""
+        raise NotImplementedError
+
+    def combine(self, layers: list[Tensor]) -> Tensor:
+        return combine_layers(layers, self.layer_combination)
+
+    def node_embeddings(self, adj: Optional[Tensor], nodes: Tensor) -> Tensor:
+        self._require_prepared()
+        seeds, inverse = torch.unique(nodes, return_inverse=True)             # [S], [3B]
+        blocks = self.sample_blocks(seeds)
+        x = self.embedding(blocks[0].src_nodes)                               # [n_src, d] receptive field only
+        return self.combine(self.compute_blocks(blocks, x))[inverse]
+
+    def all_embeddings(self, adj: Optional[Tensor]) -> Tensor:
+        self._require_prepared()
+        return self.combine(self.inference())
+
+    def inference_generator(self) -> torch.Generator:
+        g = torch.Generator(device=self.embedding.weight.device)
+        g.manual_seed(self.inference_seed)
+        return g
+
+
+def dense_neighbors(h_src: Tensor, nbr: Tensor) -> Tensor:
+    """``h_src[nbr]``: ``[n_dst, f, d]`` neighbour states of a block."""
+    return h_src[nbr]
+
+
+def masked_mean(x: Tensor, mask: Tensor, weight: Optional[Tensor] = None) -> Tensor:
+    """Mean of ``x [n, f, d]`` over the unmasked ``f`` entries (weighted by ``weight [n, f]``); 0 if none."""
+    w = mask.to(x.dtype) if weight is None else weight * mask.to(x.dtype)     # [n, f]
+    return (x * w[..., None]).sum(1) / w.sum(1, keepdim=True).clamp_min(1e-12)
+
+
+def leaky(x: Tensor) -> Tensor:
+    return F.leaky_relu(x, 0.2)

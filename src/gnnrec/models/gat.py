@@ -1,0 +1,127 @@
+"""GAT (Veličković et al., ICLR 2018) on the user–item graph, trained on sampled mini-batch blocks."""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch_geometric.nn import GATConv
+
+from gnnrec.models.common import (LAYER_COMBINATIONS, SampledRecommender, check_choice, check_unit,
+                                  drop_block_edges)
+from gnnrec.sampling.neighbors import Block, NeighborSampler
+
+
+class GAT(SampledRecommender):
+    r"""Graph attention network from `"Graph Attention Networks" <https://arxiv.org/abs/1710.10903>`_
+    (Veličković et al., ICLR 2018) on the user–item graph, with free layer-0 embeddings. Each layer is
+    PyG's :class:`~torch_geometric.nn.conv.GATConv`:
+
+    .. math::
+        \alpha_{vu}^{h} = \operatorname{softmax}_{u \in \mathcal{N}(v) \cup \{v\}}\Big(
+        \mathrm{LeakyReLU}\big(\mathbf{a}_h^\top [\mathbf{W}_h \mathbf{e}_v \Vert \mathbf{W}_h \mathbf{e}_u]\big)\Big),
+        \qquad \mathbf{e}_v' = \big\Vert_{h=1}^{H} \sum_{u} \alpha_{vu}^{h} \mathbf{W}_h \mathbf{e}_u
+
+    with ``heads`` heads concatenated on the hidden layers (each of size ``embedding_dim / heads``, ELU
+    after) and averaged on the last; the softmax runs over the neighbours *and the node itself*.
+
+    Training uses mini-batch blocks: ``fanouts[h]`` neighbours per node at hop ``h`` from the batch's
+    nodes (without replacement by default, so attention sees distinct neighbours); ranking uses every
+    neighbour. Over-smoothing controls: layer combination (``mean`` by default), residual connections,
+    edge dropout on the sampled blocks, attention dropout.
+
+    Args:
+        n_users (int), n_items (int): sizes.
+        embedding_dim (int): size of the embeddings and of every layer (a multiple of ``heads``).
+            (default: ``64``)
+        num_layers (int): attention layers. (default: ``2``)
+        heads (int): attention heads. (default: ``4``)
+        fanouts (list of int): sampled neighbours per hop, one per layer. (default: ``[10, 10]``)
+        replace (bool): sample neighbours with replacement. (default: ``False``)
+        dropout (float): dropout on the hidden layers' outputs. (default: ``0.0``)
+        attention_dropout (float): dropout on the attention coefficients. (default: ``0.0``)
+        edge_dropout (float): share of sampled edges dropped per step. (default: ``0.0``)
+        residual (bool): add each layer's input to its output. (default: ``False``)
+        layer_combination (str): ``mean``, ``concat`` or ``last``. (default: ``"mean"``)
+        init_std (float): std of the normal initialisation of the embeddings. (default: ``0.1``)
+
+    Needs ``prepare(graph)`` (the CSR of the training graph) before use.
+    """
+
+    def __init__(self, n_users: int, n_items: int, embedding_dim: int = 64, num_layers: int = 2, heads: int = 4,
+                 fanouts: Sequence[int] = (10, 10), replace: bool = False, dropout: float = 0.0,
+                 attention_dropout: float = 0.0, edge_dropout: float = 0.0, residual: bool = False,
+                 layer_combination: str = "mean", init_std: float = 0.1) -> None:
+        super().__init__()
+        self._init_embedding(n_users, n_items, embedding_dim, init_std)
+        self.num_layers = int(num_layers)
+        self.heads = int(heads)
+        self.fanouts = [int(f) for f in fanouts]
+        if len(self.fanouts) != self.num_layers:
+            raise ValueError(f"fanouts needs one entry per layer ({self.num_layers}), got {self.fanouts}")
+        if self.num_layers < 1 or self.heads < 1 or self.embedding_dim % self.heads:
+            raise ValueError(f"num_layers >= 1 and heads dividing embedding_dim ({self.embedding_dim}) needed")
+        self.replace = bool(replace)
+        self.dropout = check_unit("dropout", dropout)
+        self.attention_dropout = check_unit("attention_dropout", attention_dropout)
+        self.edge_dropout = check_unit("edge_dropout", edge_dropout)
+        self.residual = bool(residual)
+        self.layer_combination = check_choice("layer_combination", layer_combination, LAYER_COMBINATIONS)
+        d = self.embedding_dim
+        self.convs = nn.ModuleList()
+        for k in range(self.num_layers):
+            last = k == self.num_layers - 1
+            self.convs.append(GATConv(d, d if last else d // self.heads, heads=self.heads, concat=not last,
+                                      dropout=self.attention_dropout, add_self_loops=False))
+        self._init_graph_buffers()
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.normal_(self.embedding.weight, std=self.init_std)
+        for conv in self.convs:
+            conv.reset_parameters()
+
+    def sample_blocks(self, seeds: Tensor, generator: Optional[torch.Generator] = None) -> list[Block]:
+        sampler = self.cached_sampler(lambda: NeighborSampler(self.csr_indptr, self.csr_indices, self.fanouts,
+                                                              self.replace))
+        blocks = sampler.sample_blocks(seeds, generator)
+        if self.training and self.edge_dropout > 0:
+            for block in blocks:
+                block.mask = drop_block_edges(block.mask, self.edge_dropout)
+        return blocks
+
+    def _layer(self, k: int, x_src: Tensor, n_dst: int, edge_index: Tensor) -> Tensor:
+        x_dst = x_src[:n_dst]
+        loops = torch.arange(n_dst, device=x_src.device)
+        edge_index = torch.cat([edge_index, torch.stack([loops, loops])], dim=1)   # softmax includes self
+        h = self.convs[k]((x_src, x_dst), edge_index, size=(x_src.shape[0], n_dst))  # [n_dst, d]
+        if k < self.num_layers - 1:
+            h = F.dropout(F.elu(h), self.dropout, self.training)
+        return h + x_dst if self.residual else h
+
+    def compute_blocks(self, blocks: list[Block], x: Tensor) -> list[Tensor]:
+        n_seeds = blocks[-1].n_dst
+        layers = [x[:n_seeds]]
+        for k, block in enumerate(blocks):
+            x = self._layer(k, x, block.n_dst, block.edge_index())          # [n_dst, d]
+            layers.append(x[:n_seeds])
+        return layers
+
+    def inference(self) -> list[Tensor]:
+        n = self.n_users + self.n_items
+        deg = self.csr_indptr.diff()
+        dst = torch.repeat_interleave(torch.arange(n, device=deg.device), deg)
+        edge_index = torch.stack([self.csr_indices, dst])                     # every neighbour
+        x = self.embedding.weight
+        layers = [x]
+        for k in range(self.num_layers):
+            x = self._layer(k, x, n, edge_index)
+            layers.append(x)
+        return layers
+
+    def __repr__(self) -> str:
+        return (f"{self.__class__.__name__}({self.n_users}, {self.n_items}, embedding_dim={self.embedding_dim}, "
+                f"num_layers={self.num_layers}, heads={self.heads}, fanouts={self.fanouts}, "
+                f"layer_combination={self.layer_combination!r})")

@@ -1,0 +1,188 @@
+"""GraphSAGE (Hamilton et al., NeurIPS 2017) on the user–item graph, trained on sampled mini-batch blocks."""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from gnnrec.models.common import (LAYER_COMBINATIONS, SampledRecommender, check_choice, check_unit,
+                                  drop_block_edges, masked_mean)
+from gnnrec.sampling.neighbors import Block, NeighborSampler, sample_neighbors
+
+AGGREGATORS = ("mean", "pool", "lstm")
+
+
+class SAGELayer(nn.Module):
+    r"""One GraphSAGE layer on dense sampled neighbourhoods:
+    :math:`\mathbf{h}_v' = \mathbf{W} [\mathbf{h}_v \Vert \mathrm{AGG}(\{\mathbf{h}_u : u \in
+    \mathcal{N}(v)\})] + \mathbf{b}` with ``AGG`` one of
+
+    - ``mean``: the mean of the neighbours;
+    - ``pool``: :math:`\max_u \mathrm{ReLU}(\mathbf{W}_{pool} \mathbf{h}_u + \mathbf{b}_{pool})` (element-wise);
+    - ``lstm``: the last state of an LSTM over the (randomly ordered) sampled neighbours.
+
+    A node without neighbours aggregates to zeros.
+    """
+
+    def __init__(self, dim: int, aggregator: str) -> None:
+        super().__init__()
+        self.dim = dim
+        self.aggregator = check_choice("aggregator", aggregator, AGGREGATORS)
+        self.lin = nn.Linear(2 * dim, dim)                                    # concat(self, neigh) · W
+        self.pool = nn.Linear(dim, dim) if aggregator == "pool" else None
+        self.lstm = nn.LSTM(dim, dim, batch_first=True) if aggregator == "lstm" else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.xavier_uniform_(self.lin.weight)
+        nn.init.zeros_(self.lin.bias)
+        if self.pool is not None:
+            nn.init.xavier_uniform_(self.pool.weight)
+            nn.init.zeros_(self.pool.bias)
+        if self.lstm is not None:
+            self.lstm.reset_parameters()
+
+    def aggregate(self, neigh: Tensor, mask: Tensor) -> Tensor:
+        """``neigh [n, f, d]`` with left-aligned ``mask [n, f]`` → ``[n, d]``."""
+        if self.aggregator == "mean":
+            return masked_mean(neigh, mask)
+        if self.aggregator == "pool":
+            z = F.relu(self.pool(neigh))                                      # [n, f, d]
+            z = z.masked_fill(~mask[..., None], 0.0)                          # ReLU ≥ 0: 0 is neutral for max
+            return z.max(1).values if z.shape[1] else z.sum(1)
+        out, _ = self.lstm(neigh)                                             # [n, f, d]
+        length = mask.sum(1)                                                  # [n]
+        last = out.gather(1, (length - 1).clamp_min(0)[:, None, None].expand(-1, 1, out.shape[2])).squeeze(1)
+        return last * (length > 0)[:, None].to(last.dtype)
+
+    def forward(self, h_dst: Tensor, neigh: Tensor, mask: Tensor) -> Tensor:
+        return self.lin(torch.cat([h_dst, self.aggregate(neigh, mask)], dim=-1))
+
+    def extra_repr(self) -> str:
+        return f"{self.dim}, aggregator={self.aggregator!r}"
+
+
+class GraphSAGE(SampledRecommender):
+    r"""GraphSAGE from `"Inductive Representation Learning on Large Graphs"
+    <https://arxiv.org/abs/1706.02216>`_ (Hamilton et al., NeurIPS 2017) on the user–item graph, with free
+    layer-0 embeddings:
+
+    .. math::
+        \mathbf{h}_v^{(k+1)} = \sigma\Big(\mathbf{W}_k \big[\mathbf{h}_v^{(k)} \Vert
+        \mathrm{AGG}_k(\{\mathbf{h}_u^{(k)} : u \in \mathcal{S}_k(v)\})\big]\Big)
+
+    where :math:`\mathcal{S}_k(v)` are ``fanouts`` neighbours sampled uniformly per hop (``[10, 5]``: 10
+    neighbours of each batch node, 5 of each of those) and ``AGG`` is ``mean``, ``pool`` (max-pooling)
+    or ``lstm`` (see :class:`SAGELayer`); ReLU on the hidden layers, none on the last. Training computes
+    only the batch's receptive field (blocks); ranking runs layer by layer over every node, with the
+    full neighbourhood for ``mean``/``pool`` and a fixed-seed sample for ``lstm``.
+
+    Over-smoothing controls: layer combination (``mean`` by default), residual connections, edge dropout
+    on the sampled blocks.
+
+    Args:
+        n_users (int), n_items (int): sizes.
+        embedding_dim (int): size of the embeddings and of every layer. (default: ``64``)
+        aggregator (str): ``mean``, ``pool`` or ``lstm``. (default: ``"mean"``)
+        fanouts (list of int): neighbours per hop; its length is the number of layers. (default: ``[10, 5]``)
+        replace (bool): sample with replacement. (default: ``True``)
+        dropout (float): dropout on the hidden layers' outputs. (default: ``0.0``)
+        edge_dropout (float): share of sampled edges dropped per step. (default: ``0.0``)
+        residual (bool): add each layer's input to its output. (default: ``False``)
+        layer_combination (str): ``mean``, ``concat`` or ``last``. (default: ``"mean"``)
+        init_std (float): std of the normal initialisation of the embeddings. (default: ``0.1``)
+
+    Needs ``prepare(graph)`` (the CSR of the training graph) before use.
+    """
+
+    def __init__(self, n_users: int, n_items: int, embedding_dim: int = 64, aggregator: str = "mean",
+                 fanouts: Sequence[int] = (10, 5), replace: bool = True, dropout: float = 0.0,
+                 edge_dropout: float = 0.0, residual: bool = False, layer_combination: str = "mean",
+                 init_std: float = 0.1) -> None:
+        super().__init__()
+        self._init_embedding(n_users, n_items, embedding_dim, init_std)
+        self.aggregator = check_choice("aggregator", aggregator, AGGREGATORS)
+        self.fanouts = [int(f) for f in fanouts]
+        if not self.fanouts or any(f < 1 for f in self.fanouts):
+            raise ValueError(f"fanouts must be a non-empty list of integers >= 1, got {self.fanouts}")
+        self.num_layers = len(self.fanouts)
+        self.replace = bool(replace)
+        self.dropout = check_unit("dropout", dropout)
+        self.edge_dropout = check_unit("edge_dropout", edge_dropout)
+        self.residual = bool(residual)
+        self.layer_combination = check_choice("layer_combination", layer_combination, LAYER_COMBINATIONS)
+        self.layers = nn.ModuleList([SAGELayer(self.embedding_dim, self.aggregator)
+                                     for _ in range(self.num_layers)])
+        self._init_graph_buffers()
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.normal_(self.embedding.weight, std=self.init_std)
+        for layer in self.layers:
+            layer.reset_parameters()
+
+    def sample_blocks(self, seeds: Tensor, generator: Optional[torch.Generator] = None) -> list[Block]:
+        sampler = self.cached_sampler(lambda: NeighborSampler(self.csr_indptr, self.csr_indices, self.fanouts,
+                                                              self.replace))
+        blocks = sampler.sample_blocks(seeds, generator)
+        if self.training and self.edge_dropout > 0:
+            for block in blocks:
+                block.mask = drop_block_edges(block.mask, self.edge_dropout)
+        return blocks
+
+    def _finish(self, k: int, h: Tensor, h_dst: Tensor) -> Tensor:
+        if k < self.num_layers - 1:
+            h = F.dropout(F.relu(h), self.dropout, self.training)
+        return h + h_dst if self.residual else h
+
+    def compute_blocks(self, blocks: list[Block], x: Tensor) -> list[Tensor]:
+        n_seeds = blocks[-1].n_dst
+        layers = [x[:n_seeds]]
+        for k, block in enumerate(blocks):
+            h_dst = x[: block.n_dst]
+            x = self._finish(k, self.layers[k](h_dst, x[block.nbr], block.mask), h_dst)   # [n_dst, d]
+            layers.append(x[:n_seeds])
+        return layers
+
+    def _full_aggregate(self, layer: SAGELayer, x: Tensor, fanout: int, generator: torch.Generator,
+                        chunk: int = 4096) -> Tensor:
+        """``AGG`` over each node's neighbours, for every node, ``chunk`` nodes at a time."""
+        n = x.shape[0]
+        out = torch.empty_like(x)
+        indptr, indices = self.csr_indptr, self.csr_indices
+        for start in range(0, n, chunk):
+            nodes = torch.arange(start, min(start + chunk, n), device=x.device)
+            if layer.aggregator == "lstm":
+                nbr, mask = sample_neighbors(indptr, indices, nodes, fanout, self.replace, generator)
+                out[nodes] = layer.aggregate(x[nbr], mask)
+                continue
+            lo, deg = indptr[nodes], indptr[nodes + 1] - indptr[nodes]
+            row = torch.repeat_interleave(torch.arange(len(nodes), device=x.device), deg)
+            col = indices[torch.arange(int(deg.sum()), device=x.device) - (torch.cumsum(deg, 0) - deg)[row] + lo[row]]
+            if layer.aggregator == "mean":
+                agg = torch.zeros(len(nodes), x.shape[1], device=x.device, dtype=x.dtype).index_add_(0, row, x[col])
+                out[nodes] = agg / deg.clamp_min(1)[:, None].to(x.dtype)
+            else:                                                             # pool: ReLU ≥ 0, empty → 0
+                z = F.relu(layer.pool(x[col]))
+                agg = torch.zeros(len(nodes), x.shape[1], device=x.device, dtype=x.dtype)
+                out[nodes] = agg.scatter_reduce_(0, row[:, None].expand_as(z), z, reduce="amax")
+        return out
+
+    def inference(self) -> list[Tensor]:
+        generator = self.inference_generator()
+        x = self.embedding.weight
+        layers = [x]
+        for k, layer in enumerate(self.layers):
+            fanout = self.fanouts[self.num_layers - 1 - k]                   # blocks run from the outer hop in
+            h = layer.lin(torch.cat([x, self._full_aggregate(layer, x, fanout, generator)], dim=-1))
+            x = self._finish(k, h, x)
+            layers.append(x)
+        return layers
+
+    def __repr__(self) -> str:
+        return (f"{self.__class__.__name__}({self.n_users}, {self.n_items}, embedding_dim={self.embedding_dim}, "
+                f"aggregator={self.aggregator!r}, fanouts={self.fanouts}, "
+                f"layer_combination={self.layer_combination!r})")

@@ -1,0 +1,121 @@
+"""A social GNN: LightGCN propagation on the user–item graph plus propagation over the filtered social
+ties, with an optional attention gate that learns to down-weight ties (in the spirit of SocialLGN,
+Liao et al. 2022, and DiffNet++, Wu et al. 2020)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from gnnrec.models.common import (GraphInputError, SymmetricEdgeDropout, WholeGraphRecommender, check_graph_sizes,
+                                  check_unit, graph_tensor)
+from gnnrec.models.lightgcn import symmetric_spmm
+
+
+class SocialGNN(WholeGraphRecommender):
+    r"""User embeddings propagate over the user–item graph *and* the social graph; items over the
+    user–item graph only; the layers are averaged as in LightGCN:
+
+    .. math::
+        \mathbf{E}^{(k+1)} = \hat{\mathbf{A}}\mathbf{E}^{(k)} + \beta
+        \begin{pmatrix} \hat{\mathbf{S}}_{\mathbf{g}} \mathbf{E}_U^{(k)} \\ 0 \end{pmatrix}, \qquad
+        \mathbf{E} = \frac{1}{K+1}\sum_{k=0}^{K} \mathbf{E}^{(k)}
+
+    where :math:`\hat{\mathbf{S}}_{\mathbf{g}}` is the symmetrically normalised social adjacency (ties
+    made undirected) with each tie :math:`(u, v)` scaled by a gate :math:`g_{uv} \in (0, 1)`. With
+    ``attention=True`` the gate is learned from the layer-0 embeddings,
+    :math:`g_{uv} = \sigma(\mathbf{a}^\top (\mathbf{e}_u^{(0)} \odot \mathbf{e}_v^{(0)}) + b)`, so ties
+    between users with unrelated tastes are down-weighted (a sigmoid, not a softmax: a user can
+    down-weight *all* of its ties); without attention every gate is 1.
+
+    The social ties come from ``prepare(graph)`` (``graph.pt``'s ``social_src``/``social_dst``, the ties
+    kept by the overlap filter); a graph without ties is a :class:`GraphInputError`.
+
+    Args:
+        n_users (int), n_items (int): sizes.
+        embedding_dim (int): size of the embeddings. (default: ``64``)
+        num_layers (int): propagation layers ``K``. (default: ``3``)
+        social_weight (float): :math:`\beta`, the weight of the social messages. (default: ``0.5``)
+        attention (bool): learn a gate per tie. (default: ``True``)
+        edge_dropout (float): share of undirected user–item edges dropped per step. (default: ``0.0``)
+        init_std (float): std of the normal initialisation of the embeddings. (default: ``0.1``)
+    """
+
+    def __init__(self, n_users: int, n_items: int, embedding_dim: int = 64, num_layers: int = 3,
+                 social_weight: float = 0.5, attention: bool = True, edge_dropout: float = 0.0,
+                 init_std: float = 0.1) -> None:
+        super().__init__()
+        self._init_embedding(n_users, n_items, embedding_dim, init_std)
+        self.num_layers = int(num_layers)
+        self.social_weight = float(social_weight)
+        if self.social_weight < 0:
+            raise ValueError(f"social_weight must be >= 0, got {social_weight}")
+        self.attention = bool(attention)
+        self.edge_dropout = check_unit("edge_dropout", edge_dropout)
+        self.gate = nn.Linear(self.embedding_dim, 1) if self.attention else None
+        self.register_buffer("social_src", torch.zeros(0, dtype=torch.long), persistent=False)
+        self.register_buffer("social_dst", torch.zeros(0, dtype=torch.long), persistent=False)
+        self.register_buffer("social_norm", torch.zeros(0), persistent=False)
+        self._drop_edges = SymmetricEdgeDropout()
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.normal_(self.embedding.weight, std=self.init_std)
+        if self.gate is not None:
+            nn.init.zeros_(self.gate.weight)
+            nn.init.constant_(self.gate.bias, 2.0)                            # gates start open (≈ 0.88)
+
+    def prepare(self, graph: dict[str, Any]) -> "SocialGNN":
+        """Store the social ties of ``graph`` (undirected, distinct, no self-loops) and their
+        normalisation :math:`1/\\sqrt{d_u d_v}`."""
+        check_graph_sizes(self, graph)
+        src, dst = graph_tensor(graph, "social_src"), graph_tensor(graph, "social_dst")
+        if src.numel() == 0:
+            raise GraphInputError("model 'social' needs social ties, but the graph has none (the dataset has "
+                                  "no social file, or graph.social's overlap filter dropped every tie)")
+        if int(torch.cat([src, dst]).max()) >= self.n_users or int(torch.cat([src, dst]).min()) < 0:
+            raise GraphInputError("social ties name users outside 0..n_users-1")
+        both_src, both_dst = torch.cat([src, dst]), torch.cat([dst, src])
+        keep = both_src != both_dst
+        keys = torch.unique(both_src[keep] * self.n_users + both_dst[keep])
+        s, d = keys // self.n_users, keys % self.n_users
+        deg = torch.bincount(s, minlength=self.n_users).float()
+        device = self.embedding.weight.device
+        self.social_src = s.to(device)                                        # message source
+        self.social_dst = d.to(device)                                        # receiving user
+        self.social_norm = (deg[s] * deg[d]).rsqrt().to(device)
+        return self
+
+    @property
+    def num_ties(self) -> int:
+        """Undirected ties, each counted in both directions."""
+        return int(self.social_src.shape[0])
+
+    def tie_weights(self) -> Tensor:
+        """Gate of every (directed) tie ``[S]`` in ``(0, 1)`` (ones without attention)."""
+        if self.gate is None:
+            return torch.ones_like(self.social_norm)
+        e = self.embedding.weight
+        return torch.sigmoid(self.gate(e[self.social_src] * e[self.social_dst])).squeeze(-1)
+
+    def propagate(self, adj: Tensor) -> Tensor:
+        if self.num_ties == 0:
+            raise RuntimeError("SocialGNN has no social ties: call model.prepare(graph) first")
+        if self.training and self.edge_dropout > 0:
+            adj = self._drop_edges(adj, self.edge_dropout)
+        w = (self.social_norm * self.tie_weights() * self.social_weight)[:, None]   # [S, 1]
+        x = self.embedding.weight                                             # [N, d]
+        out = x
+        for _ in range(self.num_layers):
+            y = symmetric_spmm(adj, x)                                        # [N, d] user–item messages
+            social = torch.zeros(self.n_users, x.shape[1], device=x.device, dtype=x.dtype)
+            social = social.index_add(0, self.social_dst, w * x[self.social_src])   # [n_users, d]
+            x = torch.cat([y[: self.n_users] + social, y[self.n_users:]])
+            out = out + x
+        return out / (self.num_layers + 1)
+
+    def __repr__(self) -> str:
+        return (f"{self.__class__.__name__}({self.n_users}, {self.n_items}, embedding_dim={self.embedding_dim}, "
+                f"num_layers={self.num_layers}, social_weight={self.social_weight}, attention={self.attention})")

@@ -1,0 +1,178 @@
+"""The benchmarks measure like for like: on a tiny graph both sides of the train-step comparison compute the
+same loss, the plain evaluator agrees with gnnrec's, and the report has the promised schema. No timings
+are asserted."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from benchmarks import ranking
+from benchmarks.common import RESULT_KEYS, Result, machine, tiny_dataset, write_report
+from benchmarks.pipeline import stage_walls
+from benchmarks.recbole_bench import write_atomic_files
+from benchmarks.reference import PygLightGCNLoop, plain_full_ranking
+from benchmarks.train_step import Batches, GnnrecStep
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _distinct_batch(data, size: int, seed: int = 0):
+    """Training edges with distinct users and distinct positive items, and negatives distinct from both."""
+    rng = np.random.default_rng(seed)
+    seen_u, seen_i, index = set(), set(), []
+    for e in rng.permutation(len(data.train_user)):
+        u, i = int(data.train_user[e]), int(data.train_item[e])
+        if u not in seen_u and i not in seen_i:
+            seen_u.add(u)
+            seen_i.add(i)
+            index.append(e)
+        if len(index) == size:
+            break
+    free = [i for i in range(data.n_items) if i not in seen_i]
+    neg = rng.choice(free, size=len(index), replace=False)
+    return torch.tensor(index), torch.tensor(neg)
+
+
+@pytest.mark.parametrize("num_layers", [0, 1, 3])
+def test_both_train_steps_compute_the_same_loss_and_gradient(num_layers):
+    data = tiny_dataset(n_users=30, n_items=80, per_user=8)
+    lam = 1e-2
+    ours = GnnrecStep(data, embedding_dim=16, num_layers=num_layers, l2=2 * lam)   # Σ‖e‖²/(2B) vs ‖e_unique‖²/B
+    ref = PygLightGCNLoop(data.n_users, data.n_items, data.train_user, data.train_item, embedding_dim=16,
+                          num_layers=num_layers, lambda_reg=lam)
+    with torch.no_grad():
+        ref.model.embedding.weight.copy_(ours.model.embedding.weight)
+    index, neg = _distinct_batch(data, 12)
+    loss_ours = ours.loss(index, neg)
+    loss_ref = ref.loss(index, neg)
+    torch.testing.assert_close(loss_ours, loss_ref, rtol=1e-5, atol=1e-6)
+    loss_ours.backward()
+    loss_ref.backward()
+    torch.testing.assert_close(ours.model.embedding.weight.grad, ref.model.embedding.weight.grad,
+                               rtol=1e-4, atol=1e-7)
+
+
+def test_reference_embeddings_match_gnnrec_propagation():
+    data = tiny_dataset()
+    ours = GnnrecStep(data, embedding_dim=8, num_layers=2)
+    ref = PygLightGCNLoop(data.n_users, data.n_items, data.train_user, data.train_item, embedding_dim=8, num_layers=2)
+    with torch.no_grad():
+        ref.model.embedding.weight.copy_(ours.model.embedding.weight)
+        u_ours, i_ours = ours.model.embed(ours.adj)
+    u_ref, i_ref = ref.embed()
+    torch.testing.assert_close(u_ours, u_ref, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(i_ours, i_ref, rtol=1e-5, atol=1e-6)
+
+
+def test_steps_run_and_batches_cycle():
+    data = tiny_dataset()
+    ours = GnnrecStep(data, embedding_dim=8, num_layers=1)
+    batches = Batches(len(data.train_user), 64, seed=0)
+    seen = torch.cat([batches.next() for _ in range(len(data.train_user) // 64)])
+    assert len(torch.unique(seen)) == len(seen)                  # one epoch: no edge twice
+    assert torch.isfinite(ours.step(batches.next()))
+    ref = PygLightGCNLoop(data.n_users, data.n_items, data.train_user, data.train_item, embedding_dim=8, num_layers=1)
+    assert torch.isfinite(ref.step(batches.next()))
+    assert ref.epoch(64) == int(np.ceil(len(data.train_user) / 64))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_plain_evaluator_agrees_with_gnnrec(seed):
+    data = tiny_dataset(n_users=50, n_items=70, per_user=12, seed=seed)
+    user_emb, item_emb = ranking.embeddings(data, seed=seed, num_layers=2)
+    ours = ranking.gnnrec_metrics(data, user_emb, item_emb, ks=(1, 5, 10), chunk_size=7)
+    ref = plain_full_ranking(user_emb, item_emb, ranking.seen_pairs(data), (data.test_user, data.test_item),
+                             ks=(1, 5, 10), batch_size=9)
+    assert ranking.check_agreement(ours, ref) <= 1e-9
+    assert 0 < ours["recall@10"] <= 1
+
+
+def test_disagreement_is_reported():
+    with pytest.raises(ranking.MetricsDisagree):
+        ranking.check_agreement({"ndcg@10": 0.5}, {"ndcg@10": 0.4})
+    with pytest.raises(ranking.MetricsDisagree):
+        ranking.check_agreement({"ndcg@10": 0.5}, {"recall@10": 0.5})
+
+
+def test_report_writer_produces_the_schema(tmp_path: Path):
+    results = [Result("movielens-100k", "cpu", "train step", 10.0, "PyG", 150.0, target="speedup >= 12", met=True,
+                      extra={"repeats": 5, "samples": [1.0, np.float32(2.5)]}),
+               Result("gowalla", "cpu", "peak RSS", None, extra={"peak_rss_mb": np.float64(800.0)})]
+    json_path, md_path = write_report(results, tmp_path, machine(), ["a note"])
+    rows = json.loads(json_path.read_text())
+    assert isinstance(rows, list) and len(rows) == 2
+    for row in rows:
+        assert set(RESULT_KEYS) <= set(row)
+    assert rows[0]["speedup"] == pytest.approx(15.0) and rows[0]["repeats"] == 5
+    assert rows[1]["speedup"] is None and rows[1]["peak_rss_mb"] == 800.0
+    md = md_path.read_text()
+    assert "| movielens-100k | cpu | train step | 10.0 | PyG | 150 | 15.0× | speedup >= 12 | yes |" in md
+    assert "## Machine" in md and "cpu:" in md and "torch:" in md and "a note" in md
+    # a partial run replaces its rows and keeps the others
+    write_report([Result("movielens-100k", "cpu", "train step", 20.0, "PyG", 150.0)], tmp_path, machine())
+    rows = json.loads(json_path.read_text())
+    assert len(rows) == 2 and {r["what"]: r["ours_ms"] for r in rows}["train step"] == 20.0
+
+
+def test_pipeline_stage_walls_from_timestamped_lines():
+    events = [(1.0, "Running stage 'ingest':"), (1.0, "Running stage 'ingest':"), (4.0, "Updating lock file 'dvc.lock'"),
+              (4.5, "Running stage 'train@mf':"), (9.0, "Updating lock file 'dvc.lock'"),
+              (9.5, "Running stage 'report':")]
+    assert stage_walls(events, end=12.0) == {"ingest": 3.0, "train@mf": 4.5, "report": 2.5}
+
+
+def test_recbole_atomic_files(tmp_path: Path):
+    data = tiny_dataset(n_users=5, n_items=9, per_user=4)
+    folder = write_atomic_files(data, tmp_path, "tiny")
+    lines = (folder / "tiny.train.inter").read_text().splitlines()
+    assert lines[0] == "user_id:token\titem_id:token" and len(lines) == 1 + len(data.train_user)
+    assert {p.name for p in folder.iterdir()} == {"tiny.train.inter", "tiny.valid.inter", "tiny.test.inter"}
+
+
+def test_library_core_imports_without_the_pipeline_dependencies():
+    code = ("import sys\n"
+            "for m in ('pandas', 'yaml', 'pyarrow', 'great_expectations', 'prefect', 'dvc', 'matplotlib'):\n"
+            "    sys.modules[m] = None\n"
+            "import gnnrec.training, gnnrec.evaluation, gnnrec.models, gnnrec.sampling, gnnrec.graph\n"
+            "import benchmarks.gpu, benchmarks.train_step\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_gpu_benchmark_smoke_runs_on_cpu(tmp_path: Path):
+    """``python -m benchmarks.gpu --device cpu --max-seconds ... --subsample`` on a tiny LightGCN-format folder."""
+    rng = np.random.default_rng(0)
+    data_dir = tmp_path / "gowalla"
+    data_dir.mkdir()
+    train, test = [], []
+    for u in range(40):
+        items = rng.choice(60, size=12, replace=False)
+        train.append(" ".join(map(str, [u, *sorted(items[:9])])))
+        test.append(" ".join(map(str, [u, *sorted(items[9:])])))
+    (data_dir / "train.txt").write_text("\n".join(train) + "\n")
+    (data_dir / "test.txt").write_text("\n".join(test) + "\n")
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.gpu", "--device", "cpu", "--max-seconds", "1",
+                           "--subsample", "30", "--repeats", "2", "--data", str(data_dir), "--out", str(out)],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = json.loads((out / "benchmarks-gpu.json").read_text())
+    assert [r["what"].split(":")[0].split(" (")[0] for r in rows] == ["train step", "time to quality"]
+    assert rows[1]["recall@20"] >= 0 and rows[1]["config"]["loss"] == "softmax"
+
+
+def test_gpu_validation_slice_comes_from_train_only():
+    from benchmarks.gpu import carve_validation
+
+    users = np.repeat(np.arange(6), [1, 2, 3, 9, 18, 27])
+    items = np.concatenate([np.arange(n) for n in [1, 2, 3, 9, 18, 27]])
+    mask = carve_validation(users, items, 1 / 9)
+    per_user = np.bincount(users[mask], minlength=6)
+    assert list(per_user) == [0, 0, 1, 1, 2, 3]

@@ -1,0 +1,398 @@
+"""The model contract, checked once for every model of the registry (implicit's test-mixin idea), on a
+small graph with planted communities where the right answer is known; then a few behaviours per model.
+
+Contract: built from plain numbers, ``reset_parameters``, ``forward(adj, users, pos, neg) -> ([B], [B])``,
+``embed(adj) -> ([n_users, d], [n_items, d])`` whose dot products are the forward scores (in eval mode,
+for whole-graph models), ``ego_embeddings``, a ``repr`` naming its sizes, seeded determinism, gradients
+reaching every parameter, a checkpoint that reloads (with ``prepare(graph)`` for graph buffers), and a
+recall well above random once trained by the shared loop.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+
+from gnnrec.config import TrainConfig, params_from_dict
+from gnnrec.errors import GnnrecError
+from gnnrec.evaluation import csr_from_pairs, csr_union, evaluate_ranking
+from gnnrec.graph import bipartite_adjacency
+from gnnrec.models import (GAT, GCN, MODELS, NGCF, GraphInputError, GraphSAGE, PinSage, SocialGNN, build_model,
+                           checkpoint, model_from_checkpoint, prepare_model)
+from gnnrec.models.common import SymmetricEdgeDropout, combine_layers
+from gnnrec.training import InteractionData, prepare_adjacency, train_model
+
+# small, fast settings per model (the defaults are sized for real data)
+SMALL = {
+    "lightgcn": {"num_layers": 2},
+    "mf": {},
+    "ngcf": {"num_layers": 2},
+    "gcn": {"num_layers": 2},
+    "gat": {"num_layers": 2, "heads": 2, "fanouts": [5, 5]},
+    "graphsage": {"fanouts": [5, 5]},
+    "graphsage-pool": {"aggregator": "pool", "fanouts": [5, 5]},
+    "graphsage-lstm": {"aggregator": "lstm", "fanouts": [5, 3]},
+    "pinsage": {"num_layers": 2, "walk_length": 2, "num_walks": 10, "top_k": 5, "curriculum_epochs": 3},
+    "social": {"num_layers": 2},
+}
+TRAINABLE = list(SMALL)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny tensors: one thread avoids OpenMP synchronisation costs (severe on a loaded 2-core machine)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def model_name(case: str) -> str:
+    return case.split("-")[0]
+
+
+def planted(n_comm: int = 4, users_per: int = 10, items_per: int = 20, n_train: int = 8, seed: int = 0):
+    """Users of community c interact only with items of community c; 2 validation and 2 test items per
+    user, also from its community; social ties join users of the same community (plus a few noisy ones)."""
+    rng = np.random.default_rng(seed)
+    tr, va, te = [], [], []
+    for c in range(n_comm):
+        for u in range(c * users_per, (c + 1) * users_per):
+            items = c * items_per + rng.choice(items_per, n_train + 4, replace=False)
+            tr += [(u, i) for i in items[:n_train]]
+            va += [(u, i) for i in items[n_train:n_train + 2]]
+            te += [(u, i) for i in items[n_train + 2:]]
+    tr, va, te = (np.array(x, dtype=np.int64) for x in (tr, va, te))
+    n_users, n_items = n_comm * users_per, n_comm * items_per
+    data = InteractionData(n_users, n_items, tr[:, 0], tr[:, 1], va[:, 0], va[:, 1])
+    src = np.arange(n_users).repeat(3)
+    dst = (src // users_per) * users_per + rng.integers(0, users_per, len(src))
+    noisy = rng.integers(0, n_users, (8, 2))
+    src, dst = np.r_[src, noisy[:, 0]], np.r_[dst, noisy[:, 1]]
+    graph = {"n_users": n_users, "n_items": n_items, "train_user": data.train_user, "train_item": data.train_item,
+             "social_src": torch.from_numpy(src), "social_dst": torch.from_numpy(dst)}
+    return data, te, graph
+
+
+@pytest.fixture(scope="module")
+def world():
+    data, test, graph = planted()
+    adj = prepare_adjacency(data.adjacency())
+    return data, test, graph, adj
+
+
+def make(case: str, graph: dict, seed: int = 0, dim: int = 16, **extra) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    kwargs = {"n_users": graph["n_users"], "n_items": graph["n_items"], "embedding_dim": dim, **SMALL[case], **extra}
+    return prepare_model(build_model(model_name(case), **kwargs), graph)
+
+
+def batch(n: int = 6):
+    g = torch.Generator().manual_seed(0)
+    return (torch.randint(0, 40, (n,), generator=g), torch.randint(0, 80, (n,), generator=g),
+            torch.randint(0, 80, (n,), generator=g))
+
+
+def test_every_registered_model_is_covered():
+    assert set(MODELS) == {model_name(c) for c in SMALL} | {"popularity"}
+
+
+# ------------------------------------------------------------------------------------ contract
+@pytest.mark.parametrize("case", TRAINABLE)
+def test_shapes_and_embed_agree_with_forward(world, case):
+    data, _, graph, adj = world
+    model = make(case, graph)
+    u, p, n = batch()
+    pos, neg = model(adj, u, p, n)
+    assert pos.shape == neg.shape == (6,) and pos.dtype == torch.float32
+    model.eval()
+    with torch.no_grad():
+        ue, ie = model.embed(adj)
+        pos_eval, neg_eval = model(adj, u, p, n)
+    assert ue.shape[0] == data.n_users and ie.shape[0] == data.n_items and ue.shape[1] == ie.shape[1]
+    assert torch.isfinite(ue).all() and torch.isfinite(ie).all()
+    eu, ei = model.ego_embeddings(u, torch.cat([p, n]))
+    assert eu.shape == (6, 16) and ei.shape == (12, 16)
+    if not hasattr(model, "sample_blocks"):          # whole-graph models: exactly the ranking's dot products
+        torch.testing.assert_close(pos_eval, (ue[u] * ie[p]).sum(-1))
+        torch.testing.assert_close(neg_eval, (ue[u] * ie[n]).sum(-1))
+
+
+@pytest.mark.parametrize("case", TRAINABLE)
+def test_gradients_reach_every_parameter(world, case):
+    _, _, graph, adj = world
+    model = make(case, graph)
+    u, p, n = batch(32)
+    pos, neg = model(adj, u, p, n)
+    eu, ei = model.ego_embeddings(u, torch.cat([p, n]))
+    (torch.nn.functional.softplus(neg - pos).mean() + 1e-3 * (eu.pow(2).sum() + ei.pow(2).sum())).backward()
+    params = list(model.named_parameters())
+    assert params
+    for name, param in params:
+        assert param.grad is not None, name
+        assert param.grad.abs().sum() > 0, name
+
+
+@pytest.mark.parametrize("case", TRAINABLE)
+def test_seeded_determinism_and_reset(world, case):
+    _, _, graph, adj = world
+    a, b = make(case, graph, seed=3), make(case, graph, seed=3)
+    for (na, pa), (nb, pb) in zip(a.named_parameters(), b.named_parameters()):
+        assert na == nb and torch.equal(pa, pb), na
+    u, p, n = batch()
+    torch.manual_seed(9)
+    out_a = a(adj, u, p, n)
+    torch.manual_seed(9)
+    out_b = b(adj, u, p, n)
+    torch.testing.assert_close(out_a, out_b, rtol=0, atol=0)
+    with torch.no_grad():                                       # ranking is deterministic, even when sampled
+        torch.testing.assert_close(a.eval().embed(adj), a.embed(adj), rtol=0, atol=0)
+    first = next(a.parameters())
+    before = first.detach().clone()
+    a.reset_parameters()
+    assert not torch.equal(before, first)
+
+
+@pytest.mark.parametrize("case", TRAINABLE)
+def test_repr_names_the_sizes(world, case):
+    _, _, graph, _ = world
+    text = repr(make(case, graph))
+    assert text.startswith(f"{type(make(case, graph)).__name__}(40, 80, embedding_dim=16"), text
+
+
+@pytest.mark.parametrize("case", TRAINABLE)
+def test_checkpoint_roundtrip_with_graph_buffers(world, case):
+    _, _, graph, adj = world
+    kwargs = {"n_users": 40, "n_items": 80, "embedding_dim": 16, **SMALL[case]}
+    model = make(case, graph)
+    buf = io.BytesIO()
+    torch.save(checkpoint(model_name(case), kwargs, model), buf)
+    buf.seek(0)
+    ckpt = torch.load(buf, weights_only=True)
+    assert not any(k.startswith(("csr_", "social_")) for k in ckpt["state_dict"])   # graph buffers not saved
+    restored = model_from_checkpoint(ckpt, graph).eval()
+    with torch.no_grad():
+        for x, y in zip(model.eval().embed(adj), restored.embed(adj)):
+            torch.testing.assert_close(x, y)
+
+
+@pytest.mark.parametrize("case", TRAINABLE)
+def test_trained_model_beats_random_on_planted_communities(world, case):
+    data, test, graph, adj = world
+    model = make(case, graph)
+    cfg = TrainConfig(epochs=25, batch_size=64, lr=0.02, l2=1e-4, patience=4, eval_every=5)
+    result = train_model(model, data, cfg, seed=0, adj=adj)
+    exclude = csr_union(data.train_csr(), data.val_csr(), data.n_items)
+    with torch.no_grad():
+        ue, ie = model.eval().embed(adj)
+    m = evaluate_ranking(ue, ie, exclude, csr_from_pairs(data.n_users, data.n_items, test[:, 0], test[:, 1]), [10])
+    # random: 10 slots among 70 unmasked items, 2 of them held out -> recall@10 ~ 0.14
+    assert m["recall@10"] > 0.6, (case, m, result.best_epoch)
+
+
+# ------------------------------------------------------------------------------------ per model
+def test_ngcf_concatenates_normalised_layers(world):
+    _, _, graph, adj = world
+    model = make("ngcf", graph).eval()
+    with torch.no_grad():
+        ue, _ = model.embed(adj)
+    assert ue.shape == (40, 16 * 3)
+    torch.testing.assert_close(ue[:, :16], model.embedding.weight[:40])            # layer 0 as is
+    norms = ue[:, 16:32].norm(dim=1)
+    torch.testing.assert_close(norms, torch.ones_like(norms))                      # later layers L2-normalised
+
+
+def test_gcn_self_loop_normalisation_matches_dense_reference():
+    users, items = np.array([0, 0, 1, 2, 2]), np.array([0, 1, 1, 0, 2])
+    adj = bipartite_adjacency(3, 3, users, items)
+    torch.manual_seed(0)
+    model = GCN(3, 3, embedding_dim=4, num_layers=1, layer_combination="last").eval()
+    a = adj.to_dense() != 0
+    a_tilde = a.float() + torch.eye(6)
+    d = a_tilde.sum(1)
+    norm = a_tilde / torch.sqrt(d[:, None] * d[None, :])
+    lin = model.lins[0]
+    expected = norm @ lin(model.embedding.weight)
+    with torch.no_grad():
+        got = model.propagate(adj)
+    torch.testing.assert_close(got, expected.detach(), rtol=1e-5, atol=1e-6)
+
+
+def test_symmetric_edge_dropout_keeps_the_adjacency_symmetric(world):
+    _, _, _, adj = world
+    dropped = SymmetricEdgeDropout()(adj, 0.5, torch.Generator().manual_seed(0))
+    dense = dropped.to_dense()
+    torch.testing.assert_close(dense, dense.t())
+    kept = (dense != 0).sum() / (adj.to_dense() != 0).sum()
+    assert 0.4 < float(kept) < 0.6
+    nz = dense[dense != 0] / adj.to_dense()[dense != 0]
+    torch.testing.assert_close(nz, torch.full_like(nz, 2.0))                       # kept edges scaled by 1/(1-p)
+
+
+def test_layer_combinations():
+    layers = [torch.ones(2, 3), 3 * torch.ones(2, 3)]
+    assert combine_layers(layers, "mean").tolist() == [[2.0] * 3] * 2
+    assert combine_layers(layers, "concat").shape == (2, 6)
+    assert combine_layers(layers, "last").tolist() == [[3.0] * 3] * 2
+
+
+def test_residual_connections_add_the_layer_input(world):
+    _, _, graph, adj = world
+    plain = make("gcn", graph, layer_combination="last")
+    res = make("gcn", graph, layer_combination="last", residual=True)
+    with torch.no_grad():
+        diff = res.eval().propagate(adj) - plain.eval().propagate(adj)
+    assert diff.abs().sum() > 0                         # same weights (same seed), the residual path differs
+
+
+def test_gat_attention_is_over_neighbours_and_self(world):
+    _, _, graph, adj = world
+    model = make("gat", graph, fanouts=[100, 100]).eval()          # fanout above every degree: exact
+    u, p, n = batch()
+    with torch.no_grad():
+        pos, _ = model(adj, u, p, n)
+        ue, ie = model.embed(adj)
+    torch.testing.assert_close(pos, (ue[u] * ie[p]).sum(-1), rtol=1e-4, atol=1e-5)
+    assert model.convs[0].concat and not model.convs[-1].concat    # hidden heads concatenated, last averaged
+
+
+@pytest.mark.parametrize("aggregator", ["mean", "pool", "lstm"])
+def test_graphsage_blocks_match_full_inference_when_fanout_covers_the_graph(world, aggregator):
+    _, _, graph, adj = world
+    model = make("graphsage", graph, aggregator=aggregator, fanouts=[100, 100], replace=False).eval()
+    u, p, n = batch()
+    with torch.no_grad():
+        pos, _ = model(adj, u, p, n)
+        ue, ie = model.embed(adj)
+    if aggregator == "lstm":                                       # order-dependent: shapes only
+        assert pos.shape == (6,)
+    else:
+        torch.testing.assert_close(pos, (ue[u] * ie[p]).sum(-1), rtol=1e-4, atol=1e-5)
+
+
+def test_graphsage_minibatch_touches_only_the_receptive_field(world):
+    _, _, graph, adj = world
+    model = make("graphsage", graph)                                 # fanouts [5, 5]
+    blocks = model.sample_blocks(torch.tensor([0, 45]))
+    assert blocks[0].n_src <= 2 * 6 * 6 and blocks[-1].dst_nodes.tolist() == [0, 45]
+
+
+def test_pinsage_curriculum_wraps_the_loop_sampler(world):
+    data, _, graph, _ = world
+    from gnnrec.sampling import HardNegativeSampler, UniformNegativeSampler
+
+    model = make("pinsage", graph, hard_negatives=0.4)
+    base = UniformNegativeSampler(data.n_users, data.n_items, data.train_user, data.train_item)
+    sampler = model.negative_sampler(base)
+    assert isinstance(sampler, HardNegativeSampler) and sampler.base is base
+    sampler.set_epoch(1)
+    assert sampler.current_share() == 0.0
+    sampler.set_epoch(100)
+    assert sampler.current_share() == pytest.approx(0.4)
+    assert make("pinsage", graph, hard_negatives=0.0).negative_sampler(base) is base
+
+
+def test_social_gate_can_down_weight_ties(world):
+    _, _, graph, adj = world
+    model = make("social", graph)
+    w = model.tie_weights()
+    assert w.shape == (model.num_ties,) and ((w > 0) & (w < 1)).all()
+    assert model.num_ties % 2 == 0                                     # undirected: both directions
+    with torch.no_grad():
+        model.gate.bias.fill_(-30.0)                                   # every tie closed: LightGCN
+    lightgcn = build_model("lightgcn", n_users=40, n_items=80, embedding_dim=16, num_layers=2)
+    lightgcn.embedding.weight.data.copy_(model.embedding.weight.data)
+    with torch.no_grad():
+        torch.testing.assert_close(model.eval().embed(adj), lightgcn.embed(adj))
+    no_attention = make("social", graph, attention=False)
+    assert no_attention.gate is None and bool((no_attention.tie_weights() == 1).all())
+
+
+def test_social_without_ties_is_a_clear_error(world):
+    _, _, graph, _ = world
+    empty = dict(graph, social_src=torch.zeros(0, dtype=torch.long), social_dst=torch.zeros(0, dtype=torch.long))
+    with pytest.raises(GraphInputError, match="social ties"):
+        make("social", empty)
+    assert issubclass(GraphInputError, GnnrecError)
+
+
+def test_social_stage_without_ties_fails_before_training_naming_models_and_dataset(tmp_path, world):
+    from gnnrec.io import save_torch, write_parquet
+    from gnnrec.paths import Paths
+    from gnnrec.stages import train as train_stage
+    import pandas as pd
+
+    data, _, graph, _ = world
+    paths = Paths(tmp_path)
+    save_torch(paths.graph, dict(graph, social_src=torch.zeros(0, dtype=torch.long),
+                                 social_dst=torch.zeros(0, dtype=torch.long)))
+    write_parquet(paths.split / "val.parquet", pd.DataFrame(
+        {"user_id": data.val_user.numpy(), "item_id": data.val_item.numpy(),
+         "weight": np.ones(len(data.val_user), np.float32), "timestamp": pd.array([None] * len(data.val_user), "Int64")}))
+    params = params_from_dict({"models": ["social"], "data": {"source": "movielens-100k", "path": "data/ml"}})
+    with pytest.raises(GraphInputError) as info:
+        train_stage.run(params, paths, "social")
+    message = str(info.value)
+    assert "'models'" in message and "'social'" in message and "movielens-100k" in message
+    assert not paths.model("social").exists()
+
+
+def test_models_reject_bad_settings():
+    with pytest.raises(ValueError, match="layer_combination"):
+        NGCF(3, 4, layer_combination="sum")
+    with pytest.raises(ValueError, match="aggregator"):
+        GraphSAGE(3, 4, aggregator="median")
+    with pytest.raises(ValueError, match="fanouts"):
+        GAT(3, 4, num_layers=2, fanouts=[5])
+    with pytest.raises(ValueError):
+        PinSage(3, 4, top_k=0)
+    with pytest.raises(ValueError):
+        SocialGNN(3, 4, social_weight=-1)
+
+
+def test_sampled_model_without_prepare_says_so():
+    model = GraphSAGE(3, 4, embedding_dim=4)
+    with pytest.raises(RuntimeError, match="prepare"):
+        model(None, torch.tensor([0]), torch.tensor([0]), torch.tensor([1]))
+
+
+# ---------------------------------------------------------------------------------------- params
+def test_every_model_section_builds_its_model_with_the_defaults():
+    from gnnrec.config import MODEL_PARAMS
+    from gnnrec.stages.train import model_kwargs
+
+    params = params_from_dict({"models": list(MODEL_PARAMS)})
+    for name in MODEL_PARAMS:
+        model = build_model(name, **model_kwargs(params, name, 5, 7))
+        assert type(model) is MODELS[name]
+
+
+@pytest.mark.parametrize("raw, key", [
+    ({"gat": {"heads": 3}}, "gat.heads"),
+    ({"gat": {"fanouts": [10]}}, "gat.fanouts"),
+    ({"graphsage": {"aggregator": "median"}}, "graphsage.aggregator"),
+    ({"graphsage": {"fanouts": []}}, "graphsage.fanouts"),
+    ({"ngcf": {"layer_combination": "sum"}}, "ngcf.layer_combination"),
+    ({"gcn": {"edge_dropout": 1.0}}, "gcn.edge_dropout"),
+    ({"pinsage": {"top_k": 0}}, "pinsage.top_k"),
+    ({"social": {"social_weight": -0.5}}, "social.social_weight"),
+    ({"train": {"negatives": "adversarial"}}, "train.negatives"),
+    ({"train": {"negative_alpha": -1}}, "train.negative_alpha"),
+])
+def test_bad_model_params_name_the_key(raw, key):
+    from gnnrec.errors import ParamsError
+
+    with pytest.raises(ParamsError, match=key.replace(".", r"\.")):
+        params_from_dict(raw)
+
+
+@pytest.mark.parametrize("negatives", ["popularity", "hard"])
+def test_training_with_each_negative_strategy_learns(world, negatives):
+    data, test, graph, adj = world
+    model = make("mf", graph)
+    cfg = TrainConfig(epochs=20, batch_size=64, lr=0.02, patience=20, eval_every=5, negatives=negatives)
+    result = train_model(model, data, cfg, seed=0, adj=adj)
+    assert result.best_score > 0.3, (negatives, result.best_score)
