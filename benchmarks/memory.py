@@ -80,7 +80,7 @@ def run(data_root_dir: Optional[str] = None, chunk_size: int = 1024) -> list[Res
     out = measure(data_root_dir, chunk_size)
     res = Result("gowalla", "cpu", "peak RSS of full-ranking evaluation (MB, not ms)", None,
                  target=f"peak < {TARGET_MB:g} MB", met=out["peak_rss_mb"] < TARGET_MB,
-                 extra={**out, "loadavg": loadavg(),
+                 extra={**out, "threads": 2, "loadavg": loadavg(),
                         "detail": (f"peak resident memory {out['peak_rss_mb']:.0f} MB ({out['rss_before_eval_mb']:.0f} MB "
                                    f"before the evaluation); {out['test_users']} test users x {out['items']} items "
                                    f"ranked in {out['eval_seconds']:.1f} s, {chunk_size} users per chunk")})

@@ -366,6 +366,7 @@ class PinSageParams:
     num_walks: int = 20
     top_k: int = 10
     dropout: float = 0.0
+    residual: bool = False
     layer_combination: str = "mean"
     hard_negatives: float = 0.5
     curriculum_epochs: int = 10

@@ -113,7 +113,7 @@ def test_report_writer_produces_the_schema(tmp_path: Path):
     assert rows[0]["speedup"] == pytest.approx(15.0) and rows[0]["repeats"] == 5
     assert rows[1]["speedup"] is None and rows[1]["peak_rss_mb"] == 800.0
     md = md_path.read_text()
-    assert "| movielens-100k | cpu | train step | 10.0 | PyG | 150 | 15.0× | speedup >= 12 | yes |" in md
+    assert "| movielens-100k | cpu | – | train step | 10.0 | PyG | 150 | 15.0× | speedup >= 12 | yes |" in md
     assert "## Machine" in md and "cpu:" in md and "torch:" in md and "a note" in md
     # a partial run replaces its rows and keeps the others
     write_report([Result("movielens-100k", "cpu", "train step", 20.0, "PyG", 150.0)], tmp_path, machine())

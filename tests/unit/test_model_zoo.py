@@ -36,6 +36,7 @@ SMALL = {
     "graphsage-pool": {"aggregator": "pool", "fanouts": [5, 5]},
     "graphsage-lstm": {"aggregator": "lstm", "fanouts": [5, 3]},
     "pinsage": {"num_layers": 2, "walk_length": 2, "num_walks": 10, "top_k": 5, "curriculum_epochs": 3},
+    "pinsage-residual": {"residual": True, "walk_length": 2, "num_walks": 10, "top_k": 5},
     "social": {"num_layers": 2},
 }
 TRAINABLE = list(SMALL)
@@ -396,3 +397,17 @@ def test_training_with_each_negative_strategy_learns(world, negatives):
     cfg = TrainConfig(epochs=20, batch_size=64, lr=0.02, patience=20, eval_every=5, negatives=negatives)
     result = train_model(model, data, cfg, seed=0, adj=adj)
     assert result.best_score > 0.3, (negatives, result.best_score)
+
+
+def test_report_says_which_graph_model_does_not_beat_mf_and_why():
+    from gnnrec.reporting.render import baseline_notes
+
+    metrics = {"mf": {"ndcg@10": 0.13, "ndcg@20": 0.15}, "popularity": {"ndcg@10": 0.05},
+               "lightgcn": {"ndcg@10": 0.19}, "gat": {"ndcg@10": 0.12}, "graphsage": {"ndcg@10": 0.11}}
+    training = [{"model": "gat", "best_epoch": 23, "epochs_run": 24, "stopped": "max_seconds", "train_seconds": 300},
+                {"model": "graphsage", "best_epoch": 35, "epochs_run": 45, "stopped": "early_stop"}]
+    notes = baseline_notes(metrics, training)
+    assert len(notes) == 2                                   # popularity is not a graph model; lightgcn beats MF
+    assert notes[0].startswith("gat does not beat MF-BPR on test NDCG@10 (0.1200 vs 0.1300)")
+    assert "still improving" in notes[0] and "early stopping" in notes[1]
+    assert baseline_notes({"gat": {"ndcg@10": 0.1}}, training) == []          # no MF: nothing to say

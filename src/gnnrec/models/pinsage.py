@@ -70,6 +70,7 @@ class PinSage(SampledRecommender):
         num_walks (int): walks per node. (default: ``20``)
         top_k (int): neighbours per node. (default: ``10``)
         dropout (float): dropout on the hidden layers' outputs. (default: ``0.0``)
+        residual (bool): add each layer's input to its output. (default: ``False``)
         layer_combination (str): ``mean``, ``concat`` or ``last``. (default: ``"mean"``)
         hard_negatives (float): final share of hard negatives. (default: ``0.5``)
         curriculum_epochs (int): epochs over which that share grows linearly from 0. (default: ``10``)
@@ -81,7 +82,7 @@ class PinSage(SampledRecommender):
 
     def __init__(self, n_users: int, n_items: int, embedding_dim: int = 64, num_layers: int = 2,
                  walk_length: int = 3, num_walks: int = 20, top_k: int = 10, dropout: float = 0.0,
-                 layer_combination: str = "mean", hard_negatives: float = 0.5, curriculum_epochs: int = 10,
+                 residual: bool = False, layer_combination: str = "mean", hard_negatives: float = 0.5, curriculum_epochs: int = 10,
                  hard_pool: int = 16, init_std: float = 0.1) -> None:
         super().__init__()
         self._init_embedding(n_users, n_items, embedding_dim, init_std)
@@ -92,6 +93,7 @@ class PinSage(SampledRecommender):
         if min(self.num_layers, self.walk_length, self.num_walks, self.top_k) < 1:
             raise ValueError("num_layers, walk_length, num_walks and top_k must be >= 1")
         self.dropout = check_unit("dropout", dropout)
+        self.residual = bool(residual)
         self.layer_combination = check_choice("layer_combination", layer_combination, LAYER_COMBINATIONS)
         self.hard_negatives = check_unit("hard_negatives", hard_negatives, closed=True)
         self.curriculum_epochs = int(curriculum_epochs)
@@ -114,17 +116,17 @@ class PinSage(SampledRecommender):
     def sample_blocks(self, seeds: Tensor, generator: Optional[torch.Generator] = None) -> list[Block]:
         return self.cached_sampler(self.walker).sample_blocks(seeds, generator)
 
-    def _finish(self, k: int, h: Tensor) -> Tensor:
+    def _finish(self, k: int, h: Tensor, h_dst: Tensor) -> Tensor:
         if k < self.num_layers - 1:
             h = F.dropout(F.relu(h), self.dropout, self.training)
-        return h
+        return h + h_dst if self.residual else h
 
     def compute_blocks(self, blocks: list[Block], x: Tensor) -> list[Tensor]:
         n_seeds = blocks[-1].n_dst
         layers = [x[:n_seeds]]
         for k, block in enumerate(blocks):
             h = self.convs[k](x[: block.n_dst], x[block.nbr], block.mask, block.weight)
-            x = self._finish(k, h)
+            x = self._finish(k, h, x[: block.n_dst])
             layers.append(x[:n_seeds])
         return layers
 
@@ -143,7 +145,7 @@ class PinSage(SampledRecommender):
             for c, (nbr, counts, mask) in enumerate(hoods):
                 rows = slice(c * chunk, c * chunk + nbr.shape[0])
                 out[rows] = conv(x[rows], x[nbr], mask, counts)
-            x = self._finish(k, out)
+            x = self._finish(k, out, x)
             layers.append(x)
         return layers
 

@@ -207,6 +207,7 @@ def build_context(params: Params, paths: Paths) -> dict[str, Any]:
             val_metrics = _metrics_table(models, val, primary=params.train.early_stop)
 
     training, histories = _training_section(params, paths, models, evaluation, notes)
+    notes.extend(baseline_notes(metrics, training))
 
     figures: list[dict[str, Any]] = []
     usable = {m: h for m, h in histories.items() if h is not None and len(h)}
@@ -444,6 +445,44 @@ def _training_section(params: Params, paths: Paths, models: Sequence[str], evalu
             "trained": s.get("stopped") not in (None, "no_training"),
         })
     return rows, histories
+
+
+GRAPH_BASELINE = "mf"
+NON_GRAPH_MODELS = ("mf", "popularity")
+
+
+def baseline_notes(metrics: Mapping[str, Mapping[str, Any]], training: Sequence[Mapping[str, Any]]) -> list[str]:
+    """One note per graph model that does not beat MF-BPR on test NDCG@10 (the smallest NDCG cut-off
+    evaluated), saying why as far as its training record tells: a time budget that ended while the
+    validation score was still improving, or early stopping after the validation peak."""
+    base = metrics.get(GRAPH_BASELINE) or {}
+    keys = sorted((k for k in base if k.startswith("ndcg@")), key=lambda k: int(k.split("@")[1]))
+    if not keys:
+        return []
+    key = keys[0]
+    by_model = {row["model"]: row for row in training}
+    out = []
+    for model, values in metrics.items():
+        if model in NON_GRAPH_MODELS or values.get(key) is None or base.get(key) is None:
+            continue
+        if values[key] > base[key]:
+            continue
+        row = by_model.get(model) or {}
+        best, run = row.get("best_epoch"), row.get("epochs_run")
+        if row.get("stopped") in ("max_seconds", "max_epochs") and best is not None and run is not None \
+                and run - best <= 2:
+            why = (f"its training stopped at its {STOP_LABELS[row['stopped']]} after {run} epochs "
+                   f"({fmt_seconds(row.get('train_seconds'))}) while the validation score was still improving "
+                   f"(best epoch {best}): it needs a larger train.max_seconds / epochs")
+        elif row.get("stopped") == "early_stop":
+            why = (f"its validation score peaked at epoch {best} and early stopping ended it at epoch {run}: "
+                   f"with this data and these settings the model overfits or its sampled neighbourhoods "
+                   f"add noise that the MF baseline does not have")
+        else:
+            why = f"training stopped ({row.get('stopped_label', '—')}) at epoch {run}, best epoch {best}"
+        out.append(f"{model} does not beat MF-BPR on test {metric_label(key)} "
+                   f"({values[key]:.4f} vs {base[key]:.4f}): {why}.")
+    return out
 
 
 def _hp(value: Any) -> str:
