@@ -216,18 +216,26 @@ class TrainConfig:
             raise ParamsError("train.max_seconds", "null or a number > 0", self.max_seconds)
 
 
-_TRAIN_OVERRIDES = ("epochs", "batch_size", "lr", "l2", "patience")
+@dataclass(frozen=True, kw_only=True)      # keyword-only: a section's own fields keep their positions
+class TrainOverrides:
+    """What every trainable model's section may set to override the shared ``train`` section for that
+    model alone (null: ``train``'s value). The model sections derive from it; ``params_to_dict`` lists
+    these keys after the model's own."""
 
-
-@dataclass(frozen=True)
-class LightGCNParams:
-    embedding_dim: int = 64
-    num_layers: int = 3
     epochs: Optional[int] = None
     batch_size: Optional[int] = None
     lr: Optional[float] = None
     l2: Optional[float] = None
     patience: Optional[int] = None
+
+
+_TRAIN_OVERRIDES = tuple(f.name for f in dataclasses.fields(TrainOverrides))
+
+
+@dataclass(frozen=True)
+class LightGCNParams(TrainOverrides):
+    embedding_dim: int = 64
+    num_layers: int = 3
 
     def __post_init__(self) -> None:
         _check_positive("lightgcn.embedding_dim", self.embedding_dim)
@@ -237,13 +245,8 @@ class LightGCNParams:
 
 
 @dataclass(frozen=True)
-class MFParams:
+class MFParams(TrainOverrides):
     embedding_dim: int = 64
-    epochs: Optional[int] = None
-    batch_size: Optional[int] = None
-    lr: Optional[float] = None
-    l2: Optional[float] = None
-    patience: Optional[int] = None
 
     def __post_init__(self) -> None:
         _check_positive("mf.embedding_dim", self.embedding_dim)
@@ -272,42 +275,32 @@ def _check_layers(section: str, obj: Any, min_layers: int = 0) -> None:
 
 
 @dataclass(frozen=True)
-class NGCFParams:
+class NGCFParams(TrainOverrides):
     embedding_dim: int = 64
     num_layers: int = 3
     message_dropout: float = 0.1
     edge_dropout: float = 0.0
     layer_combination: str = "concat"
-    epochs: Optional[int] = None
-    batch_size: Optional[int] = None
-    lr: Optional[float] = None
-    l2: Optional[float] = None
-    patience: Optional[int] = None
 
     def __post_init__(self) -> None:
         _check_layers("ngcf", self)
 
 
 @dataclass(frozen=True)
-class GCNParams:
+class GCNParams(TrainOverrides):
     embedding_dim: int = 64
     num_layers: int = 2
     dropout: float = 0.0
     edge_dropout: float = 0.0
     residual: bool = False
     layer_combination: str = "mean"
-    epochs: Optional[int] = None
-    batch_size: Optional[int] = None
-    lr: Optional[float] = None
-    l2: Optional[float] = None
-    patience: Optional[int] = None
 
     def __post_init__(self) -> None:
         _check_layers("gcn", self)
 
 
 @dataclass(frozen=True)
-class GATParams:
+class GATParams(TrainOverrides):
     embedding_dim: int = 64
     num_layers: int = 2
     heads: int = 4
@@ -318,11 +311,6 @@ class GATParams:
     edge_dropout: float = 0.0
     residual: bool = False
     layer_combination: str = "mean"
-    epochs: Optional[int] = None
-    batch_size: Optional[int] = None
-    lr: Optional[float] = None
-    l2: Optional[float] = None
-    patience: Optional[int] = None
 
     def __post_init__(self) -> None:
         _check_layers("gat", self, min_layers=1)
@@ -335,7 +323,7 @@ class GATParams:
 
 
 @dataclass(frozen=True)
-class GraphSAGEParams:
+class GraphSAGEParams(TrainOverrides):
     """The number of layers is ``len(fanouts)``."""
 
     embedding_dim: int = 64
@@ -346,11 +334,6 @@ class GraphSAGEParams:
     edge_dropout: float = 0.0
     residual: bool = False
     layer_combination: str = "mean"
-    epochs: Optional[int] = None
-    batch_size: Optional[int] = None
-    lr: Optional[float] = None
-    l2: Optional[float] = None
-    patience: Optional[int] = None
 
     def __post_init__(self) -> None:
         _check_layers("graphsage", self)
@@ -359,7 +342,7 @@ class GraphSAGEParams:
 
 
 @dataclass(frozen=True)
-class PinSageParams:
+class PinSageParams(TrainOverrides):
     embedding_dim: int = 64
     num_layers: int = 2
     walk_length: int = 3
@@ -371,11 +354,6 @@ class PinSageParams:
     hard_negatives: float = 0.5
     curriculum_epochs: int = 10
     hard_pool: int = 16
-    epochs: Optional[int] = None
-    batch_size: Optional[int] = None
-    lr: Optional[float] = None
-    l2: Optional[float] = None
-    patience: Optional[int] = None
 
     def __post_init__(self) -> None:
         _check_layers("pinsage", self, min_layers=1)
@@ -388,17 +366,12 @@ class PinSageParams:
 
 
 @dataclass(frozen=True)
-class SocialParams:
+class SocialParams(TrainOverrides):
     embedding_dim: int = 64
     num_layers: int = 3
     social_weight: float = 0.5
     attention: bool = True
     edge_dropout: float = 0.0
-    epochs: Optional[int] = None
-    batch_size: Optional[int] = None
-    lr: Optional[float] = None
-    l2: Optional[float] = None
-    patience: Optional[int] = None
 
     def __post_init__(self) -> None:
         _check_layers("social", self)
@@ -570,7 +543,9 @@ def params_to_dict(params: Params) -> dict[str, Any]:
     """Plain-dict view of the params (for reports and provenance)."""
     out = dataclasses.asdict(params)
     model_params = out.pop("model_params")
-    out.update({k: v for k, v in model_params.items()})
+    for name, section in model_params.items():       # the model's own keys first, then its train overrides
+        out[name] = {k: v for k, v in section.items() if k not in _TRAIN_OVERRIDES} | \
+            {k: section[k] for k in _TRAIN_OVERRIDES if k in section}
     return _plain(out)
 
 
@@ -625,7 +600,8 @@ def _build(cls: type, raw: Any, prefix: str) -> Any:
     for key, value in raw.items():
         dotted = f"{prefix}.{key}" if prefix else str(key)
         if key not in fields or key == "model_params":
-            allowed = ", ".join(n for n in fields if n != "model_params") or "none"
+            allowed = ", ".join(n for n in sorted(fields, key=lambda n: n in _TRAIN_OVERRIDES)  # own keys first
+                                if n != "model_params") or "none"
             raise ParamsError(dotted, f"a known key (allowed here: {allowed})", "unknown key")
         kwargs[key] = _coerce(hints[key], value, dotted)
     return cls(**kwargs)

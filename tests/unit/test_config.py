@@ -32,6 +32,20 @@ def test_model_section_overrides_train_settings():
     assert params.train_for("lightgcn").lr == 0.01
 
 
+@pytest.mark.parametrize("name", [m for m in MODEL_PARAMS if m != "popularity"])
+def test_every_trainable_model_section_takes_the_train_overrides(name):
+    params = params_from_dict({"train": {"lr": 0.01, "patience": 3},
+                               name: {"epochs": 7, "batch_size": 64, "lr": 0.002, "l2": 0.0}})
+    cfg = params.train_for(name)
+    assert (cfg.epochs, cfg.batch_size, cfg.lr, cfg.l2, cfg.patience) == (7, 64, 0.002, 0.0, 3)
+    keys = list(params_to_dict(params)[name])
+    assert keys[-5:] == ["epochs", "batch_size", "lr", "l2", "patience"]      # the model's own keys first
+    with pytest.raises(ParamsError, match=f"{name}.patience"):
+        params_from_dict({name: {"patience": 0}})
+    with pytest.raises(ParamsError, match=f"{name}.lr"):
+        params_from_dict({name: {"lr": -1.0}})
+
+
 @pytest.mark.parametrize("raw, key, expected", [
     ({"train": {"lr": "fast"}}, "train.lr", "a number"),
     ({"train": {"epochs": 1.5}}, "train.epochs", "an integer"),
