@@ -218,7 +218,10 @@ def test_metrics_table_has_every_model_and_value(html):
         cells = re.findall(r'<td class="num[^"]*">([^<]*)</td>', rows[m])
         # columns sorted by K, then recall, ndcg, precision, hitrate
         expected = [values[f"{name}@{k}"] for k in (10, 20) for name in ("recall", "ndcg", "precision", "hitrate")]
-        assert cells == [f"{v:.4f}" for v in expected]
+        assert cells[:8] == [f"{v:.4f}" for v in expected]
+    # cost next to quality: training time, parameters, best epoch of epochs run ("—" where nothing was trained)
+    assert re.findall(r'<td class="num">([^<]*)</td>', rows["lightgcn"])[-3:] == ["1.50 s", "248", "3 of 5"]
+    assert re.findall(r'<td class="num">([^<]*)</td>', rows["popularity"])[-3:] == ["—", "0", "—"]
 
 
 def test_best_value_per_column_is_highlighted(html):
@@ -330,12 +333,13 @@ def test_timings_listed_without_the_report_stage(context, html):
 # -------------------------------------------------------------------------------- Markdown
 def test_markdown_metrics_table_and_escaping(markdown):
     header = ("| Model | Recall@10 | NDCG@10 | Precision@10 | HitRate@10 | Recall@20 | NDCG@20 | Precision@20 "
-              "| HitRate@20 |")
+              "| HitRate@20 | Training time | Parameters | Best epoch |")
     assert header in markdown
     assert ("| lightgcn | **0.4321** | **0.3111** | **0.0812** | 0.6001 | **0.5555** | 0.3456 | 0.0601 "
-            "| **0.7777** |") in markdown
-    assert "| mf | 0.4012 | 0.3005 | 0.0799 | 0.5902 | 0.5432 | **0.3589** | **0.0644** | 0.7001 |" in markdown
-    assert "| popularity | 0.1234 | 0.0987 | 0.0301 | **0.6543** |" in markdown
+            "| **0.7777** | 1.50 s | 248 | 3 of 5 |") in markdown
+    assert ("| mf | 0.4012 | 0.3005 | 0.0799 | 0.5902 | 0.5432 | **0.3589** | **0.0644** | 0.7001 "
+            "| 1.50 s | 248 | 3 of 5 |") in markdown
+    assert "| popularity | 0.1234 | 0.0987 | 0.0301 | **0.6543** |" in markdown and "| — | 0 | — |" in markdown
     # item names in the examples: '|' escaped, no raw tag, hits marked
     assert "Left \\| Right" in markdown and "Left | Right" not in markdown
     assert SCRIPT_NAME not in markdown
@@ -451,7 +455,7 @@ def test_model_without_metrics_or_training_summary_still_listed(tmp_path):
     html = render_html(ctx)
     rows = _rows(_table(html, "test-metrics"))
     assert set(rows) == set(MODELS) and "no metrics" in rows["mf"]
-    assert re.findall(r'<td class="num[^"]*">([^<]*)</td>', rows["mf"]) == ["—"] * 8
+    assert re.findall(r'<td class="num[^"]*">([^<]*)</td>', rows["mf"]) == ["—"] * 11     # 8 metrics, then training time, parameters, best epoch
     # with mf gone, lightgcn is best at ndcg@20 and becomes the best model
     assert ctx["metrics"]["best_model"] == "lightgcn"
     assert "no training summary" in _rows(_table(html, "training-table"))["mf"]

@@ -208,6 +208,7 @@ def build_context(params: Params, paths: Paths) -> dict[str, Any]:
 
     training, histories = _training_section(params, paths, models, evaluation, notes)
     notes.extend(baseline_notes(metrics, training))
+    add_cost_columns(metrics_ctx, training)
 
     figures: list[dict[str, Any]] = []
     usable = {m: h for m, h in histories.items() if h is not None and len(h)}
@@ -447,6 +448,22 @@ def _training_section(params: Params, paths: Paths, models: Sequence[str], evalu
     return rows, histories
 
 
+COST_COLUMNS = ("Training time", "Parameters", "Best epoch")
+
+
+def add_cost_columns(table: dict, training: Sequence[Mapping[str, Any]]) -> None:
+    """Training time, parameter count and the epoch the validation score picked (of the epochs run), next
+    to each model's test metrics, so that quality and cost read side by side."""
+    by_model = {row["model"]: row for row in training}
+    table["extra_columns"] = list(COST_COLUMNS)
+    for row in table["rows"]:
+        t = by_model.get(row["model"]) or {}
+        best, run, trained = t.get("best_epoch"), t.get("epochs_run"), t.get("trained", True)
+        epoch = "—" if best is None or not trained else (
+            f"{fmt_int(best)} of {fmt_int(run)}" if run is not None else fmt_int(best))
+        row["extra"] = [fmt_seconds(t.get("train_seconds")) if trained else "—", fmt_int(t.get("n_params")), epoch]
+
+
 GRAPH_BASELINE = "mf"
 NON_GRAPH_MODELS = ("mf", "popularity")
 
@@ -638,10 +655,12 @@ def markdown_metrics_table(metrics: Mapping[str, Any]) -> str:
     cols = metrics["columns"]
     if not cols:
         return "_No metrics._\n"
-    lines = ["| Model | " + " | ".join(c["label"] for c in cols) + " |",
-             "|---|" + "---:|" * len(cols)]
+    extra = list(metrics.get("extra_columns") or [])
+    lines = ["| Model | " + " | ".join([c["label"] for c in cols] + extra) + " |",
+             "|---|" + "---:|" * (len(cols) + len(extra))]
     for row in metrics["rows"]:
         cells = [f"**{c['text']}**" if c["best"] else c["text"] for c in row["cells"]]
+        cells += [md_escape(v) for v in row.get("extra", ["—"] * len(extra))]
         lines.append(f"| {md_escape(row['model'])} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
