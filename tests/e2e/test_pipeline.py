@@ -120,6 +120,44 @@ def test_experiment_with_one_model_skips_unchanged_training(tiny_project):
     assert "only-mf" in shown.stdout
 
 
+ZOO = ("lightgcn", "mf", "popularity", "ngcf", "gcn", "gat", "graphsage", "pinsage", "social")
+
+
+def test_every_model_runs_in_one_experiment_and_the_report_compares_them(tiny_project):
+    try:
+        tiny_project.dvc("exp", "run", "-S", f"models=[{','.join(ZOO)}]", "--name", "zoo")
+        metrics = json.loads(tiny_project.read("reports/metrics.json"))
+        assert set(metrics) == set(ZOO)
+        for model in ZOO:
+            summary = json.loads(tiny_project.read(f"reports/train/{model}.json"))
+            assert (summary["n_params"] > 0) == (model != "popularity"), (model, summary["n_params"])
+            assert 0.0 <= metrics[model]["ndcg@10"] <= 1.0 and 0.0 <= metrics[model]["recall@5"] <= 1.0
+        markdown = tiny_project.read("reports/report.md")
+        assert "| Training time | Parameters | Best epoch |" in markdown
+        for model in ZOO:
+            assert f"| {model} |" in markdown
+    finally:
+        tiny_project.run("git", "checkout", "-q", "params.yaml")
+        tiny_project.dvc("checkout", "-q", check=False)
+
+
+def test_social_model_on_data_without_ties_fails_before_training_with_a_clear_message(tiny_project, tmp_path):
+    (tmp_path / "interactions.csv").write_text(
+        "user_id,item_id\n" + "".join(f"u{u},i{(u * 7 + j) % 30}\n" for u in range(20) for j in range(8)))
+    tiny_project.set_params({"data": {"source": "csv", "path": str(tmp_path)}, "models": ["social"]})
+    try:
+        result = tiny_project.dvc("repro", check=False)
+        out = result.stdout + result.stderr
+        assert result.returncode != 0
+        assert "'social' cannot run on the dataset 'csv'" in out and "needs social ties" in out, out[-3000:]
+        assert "remove 'social' from models" in out
+        assert "Traceback" not in out, out[-3000:]
+        assert not (tiny_project.root / "reports" / "train" / "social.json").exists()
+    finally:
+        tiny_project.run("git", "checkout", "-q", "params.yaml")
+        tiny_project.dvc("checkout", "-q", check=False)
+
+
 def test_scheduled_deployment_is_served_and_runs_the_pipeline(tiny_project):
     """flows/deploy.py registers the deployment with its cron schedule on the real server and serves it;
     a triggered run executes the pipeline flow (dvc repro) in the project and completes."""
