@@ -5,8 +5,7 @@
     python -m benchmarks --only time_to_quality --budget 60
     python -m benchmarks --quick                           # a fast pass: fewer repeats, 30 s budget, no RecBole
 
-Sub-benchmarks: train_step, eval, recbole, time_to_quality, pipeline, memory (and samplers, when
-``benchmarks/samplers.py`` is present). Results of a partial run replace the same rows of an existing
+Sub-benchmarks: train_step, eval, recbole, time_to_quality, pipeline, memory, samplers. Results of a partial run replace the same rows of an existing
 report and keep the others. The GPU benchmark is separate: ``python -m benchmarks.gpu``.
 """
 
@@ -22,8 +21,7 @@ import torch
 
 from benchmarks.common import QUIET, REPO, Result, machine, write_report
 
-ALL = ("train_step", "eval", "recbole", "time_to_quality", "pipeline", "memory")
-OPTIONAL = ("samplers",)
+ALL = ("train_step", "eval", "recbole", "time_to_quality", "pipeline", "memory", "samplers")
 DEFAULT_DATASETS = ("movielens-100k", "lastfm-hetrec")
 NOTES = [
     "CPU threads: every row records `threads`, the torch threads both sides used (`--threads`, 2 by default: the "
@@ -42,7 +40,7 @@ NOTES = [
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", default=",".join(ALL),
-                        help=f"comma-separated sub-benchmarks among {', '.join(ALL + OPTIONAL)} (default: all of {', '.join(ALL)})")
+                        help=f"comma-separated sub-benchmarks among {', '.join(ALL)} (default: all)")
     parser.add_argument("--datasets", default=",".join(DEFAULT_DATASETS), help="comma-separated datasets")
     parser.add_argument("--repeats", type=int, default=20, help="timed repeats of a step (evaluations: a quarter)")
     parser.add_argument("--budget", type=float, default=300.0, help="time-to-quality budget of the PyG loop, seconds")
@@ -57,9 +55,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--quiet-wait", type=float, default=900.0, help="longest wait for --quiet-below, seconds")
     args = parser.parse_args(argv)
     args.only = [s.strip() for s in args.only.split(",") if s.strip()]
-    unknown = [s for s in args.only if s not in ALL + OPTIONAL]
+    unknown = [s for s in args.only if s not in ALL]
     if unknown:
-        parser.error(f"unknown sub-benchmark(s) {', '.join(unknown)}; choose among {', '.join(ALL + OPTIONAL)}")
+        parser.error(f"unknown sub-benchmark(s) {', '.join(unknown)}; choose among {', '.join(ALL)}")
     args.datasets = [s.strip() for s in args.datasets.split(",") if s.strip()]
     if args.quick:
         args.repeats = min(args.repeats, 5)
@@ -90,7 +88,7 @@ def run_one(name: str, args: argparse.Namespace) -> list[Result]:
         from benchmarks import memory
         return memory.run(args.data_root)
     if name == "samplers":
-        from benchmarks import samplers  # another benchmark module of this package
+        from benchmarks import samplers
         rows = samplers.run(args.datasets, args.repeats, False)
         return [r if isinstance(r, Result) else _from_dict(r) for r in rows]
     raise ValueError(name)
