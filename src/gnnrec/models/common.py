@@ -18,7 +18,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gnnrec.errors import GnnrecError
-from gnnrec.models.lightgcn import symmetric_spmm
 
 LAYER_COMBINATIONS = ("mean", "concat", "last")
 
@@ -213,12 +212,48 @@ class SampledRecommender(EmbeddingRecommender):
             self._sampler_key = key
         return self._sampler
 
+    activation = staticmethod(F.relu)          # the hidden layers' non-linearity (GAT: ELU)
+
+    def reset_parameters(self) -> None:
+        nn.init.normal_(self.embedding.weight, std=self.init_std)
+        for conv in self.convs:
+            conv.reset_parameters()
+
     def sample_blocks(self, seeds: Tensor, generator: Optional[torch.Generator] = None) -> list:
         raise NotImplementedError
 
+    def fanout_blocks(self, seeds: Tensor, generator: Optional[torch.Generator] = None) -> list:
+        """Blocks from the neighbour sampler with this model's ``fanouts`` and ``replace``; in training,
+        ``edge_dropout`` drops sampled edges."""
+        from gnnrec.sampling.neighbors import NeighborSampler
+
+        sampler = self.cached_sampler(lambda: NeighborSampler(self.csr_indptr, self.csr_indices, self.fanouts,
+                                                              self.replace))
+        blocks = sampler.sample_blocks(seeds, generator)
+        if self.training and self.edge_dropout > 0:
+            for block in blocks:
+                block.mask = drop_block_edges(block.mask, self.edge_dropout)
+        return blocks
+
+    def block_layer(self, k: int, x: Tensor, block: Any) -> Tensor:
+        """Layer ``k`` on one block: the raw output for the block's destination nodes (``x[:n_dst]``)."""
+        raise NotImplementedError
+
+    def finish_layer(self, k: int, h: Tensor, h_dst: Tensor) -> Tensor:
+        """After layer ``k``: activation and dropout on the hidden layers, then ``+ h_dst`` (the layer's
+        input for the same nodes) when ``residual``."""
+        if k < self.num_layers - 1:
+            h = F.dropout(self.activation(h), self.dropout, self.training)
+        return h + h_dst if self.residual else h
+
     def compute_blocks(self, blocks: list, x: Tensor) -> list[Tensor]:
         """Layer outputs ``[h^(0), ..., h^(K)]`` restricted to the seeds (rows ``:n_seeds``)."""
-        raise NotImplementedError
+        n_seeds = blocks[-1].n_dst
+        layers = [x[:n_seeds]]
+        for k, block in enumerate(blocks):
+            x = self.finish_layer(k, self.block_layer(k, x, block), x[: block.n_dst])     # [n_dst, d]
+            layers.append(x[:n_seeds])
+        return layers
 
     def inference(self) -> list[Tensor]:
         """Every node's layer outputs ``[h^(0), ..., h^(K)]`` (``[N, d]`` each)."""

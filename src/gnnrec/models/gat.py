@@ -9,9 +9,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.nn import GATConv
 
-from gnnrec.models.common import (LAYER_COMBINATIONS, SampledRecommender, check_choice, check_unit,
-                                  drop_block_edges)
-from gnnrec.sampling.neighbors import Block, NeighborSampler
+from gnnrec.models.common import LAYER_COMBINATIONS, SampledRecommender, check_choice, check_unit
+from gnnrec.sampling.neighbors import Block
 
 
 class GAT(SampledRecommender):
@@ -78,36 +77,18 @@ class GAT(SampledRecommender):
         self._init_graph_buffers()
         self.reset_parameters()
 
-    def reset_parameters(self) -> None:
-        nn.init.normal_(self.embedding.weight, std=self.init_std)
-        for conv in self.convs:
-            conv.reset_parameters()
+    activation = staticmethod(F.elu)
 
     def sample_blocks(self, seeds: Tensor, generator: Optional[torch.Generator] = None) -> list[Block]:
-        sampler = self.cached_sampler(lambda: NeighborSampler(self.csr_indptr, self.csr_indices, self.fanouts,
-                                                              self.replace))
-        blocks = sampler.sample_blocks(seeds, generator)
-        if self.training and self.edge_dropout > 0:
-            for block in blocks:
-                block.mask = drop_block_edges(block.mask, self.edge_dropout)
-        return blocks
+        return self.fanout_blocks(seeds, generator)
 
-    def _layer(self, k: int, x_src: Tensor, n_dst: int, edge_index: Tensor) -> Tensor:
-        x_dst = x_src[:n_dst]
+    def _attend(self, k: int, x_src: Tensor, n_dst: int, edge_index: Tensor) -> Tensor:
         loops = torch.arange(n_dst, device=x_src.device)
         edge_index = torch.cat([edge_index, torch.stack([loops, loops])], dim=1)   # softmax includes self
-        h = self.convs[k]((x_src, x_dst), edge_index, size=(x_src.shape[0], n_dst))  # [n_dst, d]
-        if k < self.num_layers - 1:
-            h = F.dropout(F.elu(h), self.dropout, self.training)
-        return h + x_dst if self.residual else h
+        return self.convs[k]((x_src, x_src[:n_dst]), edge_index, size=(x_src.shape[0], n_dst))  # [n_dst, d]
 
-    def compute_blocks(self, blocks: list[Block], x: Tensor) -> list[Tensor]:
-        n_seeds = blocks[-1].n_dst
-        layers = [x[:n_seeds]]
-        for k, block in enumerate(blocks):
-            x = self._layer(k, x, block.n_dst, block.edge_index())          # [n_dst, d]
-            layers.append(x[:n_seeds])
-        return layers
+    def block_layer(self, k: int, x: Tensor, block: Block) -> Tensor:
+        return self._attend(k, x, block.n_dst, block.edge_index())
 
     def inference(self) -> list[Tensor]:
         n = self.n_users + self.n_items
@@ -117,7 +98,7 @@ class GAT(SampledRecommender):
         x = self.embedding.weight
         layers = [x]
         for k in range(self.num_layers):
-            x = self._layer(k, x, n, edge_index)
+            x = self.finish_layer(k, self._attend(k, x, n, edge_index), x)
             layers.append(x)
         return layers
 

@@ -8,9 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gnnrec.models.common import (LAYER_COMBINATIONS, SampledRecommender, check_choice, check_unit,
-                                  drop_block_edges, masked_mean)
-from gnnrec.sampling.neighbors import Block, NeighborSampler, sample_neighbors
+from gnnrec.models.common import LAYER_COMBINATIONS, SampledRecommender, check_choice, check_unit, masked_mean
+from gnnrec.sampling.neighbors import Block, sample_neighbors
 
 AGGREGATORS = ("mean", "pool", "lstm")
 
@@ -114,38 +113,16 @@ class GraphSAGE(SampledRecommender):
         self.edge_dropout = check_unit("edge_dropout", edge_dropout)
         self.residual = bool(residual)
         self.layer_combination = check_choice("layer_combination", layer_combination, LAYER_COMBINATIONS)
-        self.layers = nn.ModuleList([SAGELayer(self.embedding_dim, self.aggregator)
-                                     for _ in range(self.num_layers)])
+        self.convs = nn.ModuleList([SAGELayer(self.embedding_dim, self.aggregator)
+                                    for _ in range(self.num_layers)])
         self._init_graph_buffers()
         self.reset_parameters()
 
-    def reset_parameters(self) -> None:
-        nn.init.normal_(self.embedding.weight, std=self.init_std)
-        for layer in self.layers:
-            layer.reset_parameters()
-
     def sample_blocks(self, seeds: Tensor, generator: Optional[torch.Generator] = None) -> list[Block]:
-        sampler = self.cached_sampler(lambda: NeighborSampler(self.csr_indptr, self.csr_indices, self.fanouts,
-                                                              self.replace))
-        blocks = sampler.sample_blocks(seeds, generator)
-        if self.training and self.edge_dropout > 0:
-            for block in blocks:
-                block.mask = drop_block_edges(block.mask, self.edge_dropout)
-        return blocks
+        return self.fanout_blocks(seeds, generator)
 
-    def _finish(self, k: int, h: Tensor, h_dst: Tensor) -> Tensor:
-        if k < self.num_layers - 1:
-            h = F.dropout(F.relu(h), self.dropout, self.training)
-        return h + h_dst if self.residual else h
-
-    def compute_blocks(self, blocks: list[Block], x: Tensor) -> list[Tensor]:
-        n_seeds = blocks[-1].n_dst
-        layers = [x[:n_seeds]]
-        for k, block in enumerate(blocks):
-            h_dst = x[: block.n_dst]
-            x = self._finish(k, self.layers[k](h_dst, x[block.nbr], block.mask), h_dst)   # [n_dst, d]
-            layers.append(x[:n_seeds])
-        return layers
+    def block_layer(self, k: int, x: Tensor, block: Block) -> Tensor:
+        return self.convs[k](x[: block.n_dst], x[block.nbr], block.mask)
 
     def _full_aggregate(self, layer: SAGELayer, x: Tensor, fanout: int, generator: torch.Generator,
                         chunk: int = 4096) -> Tensor:
@@ -175,10 +152,10 @@ class GraphSAGE(SampledRecommender):
         generator = self.inference_generator()
         x = self.embedding.weight
         layers = [x]
-        for k, layer in enumerate(self.layers):
+        for k, layer in enumerate(self.convs):
             fanout = self.fanouts[self.num_layers - 1 - k]                   # blocks run from the outer hop in
             h = layer.lin(torch.cat([x, self._full_aggregate(layer, x, fanout, generator)], dim=-1))
-            x = self._finish(k, h, x)
+            x = self.finish_layer(k, h, x)
             layers.append(x)
         return layers
 

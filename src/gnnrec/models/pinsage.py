@@ -104,11 +104,6 @@ class PinSage(SampledRecommender):
         self._init_graph_buffers()
         self.reset_parameters()
 
-    def reset_parameters(self) -> None:
-        nn.init.normal_(self.embedding.weight, std=self.init_std)
-        for conv in self.convs:
-            conv.reset_parameters()
-
     def walker(self) -> RandomWalkSampler:
         return RandomWalkSampler(self.csr_indptr, self.csr_indices, self.walk_length, self.num_walks,
                                  self.top_k, self.num_layers)
@@ -116,19 +111,8 @@ class PinSage(SampledRecommender):
     def sample_blocks(self, seeds: Tensor, generator: Optional[torch.Generator] = None) -> list[Block]:
         return self.cached_sampler(self.walker).sample_blocks(seeds, generator)
 
-    def _finish(self, k: int, h: Tensor, h_dst: Tensor) -> Tensor:
-        if k < self.num_layers - 1:
-            h = F.dropout(F.relu(h), self.dropout, self.training)
-        return h + h_dst if self.residual else h
-
-    def compute_blocks(self, blocks: list[Block], x: Tensor) -> list[Tensor]:
-        n_seeds = blocks[-1].n_dst
-        layers = [x[:n_seeds]]
-        for k, block in enumerate(blocks):
-            h = self.convs[k](x[: block.n_dst], x[block.nbr], block.mask, block.weight)
-            x = self._finish(k, h, x[: block.n_dst])
-            layers.append(x[:n_seeds])
-        return layers
+    def block_layer(self, k: int, x: Tensor, block: Block) -> Tensor:
+        return self.convs[k](x[: block.n_dst], x[block.nbr], block.mask, block.weight)
 
     def inference(self, chunk: int = 4096) -> list[Tensor]:
         generator = self.inference_generator()
@@ -145,7 +129,7 @@ class PinSage(SampledRecommender):
             for c, (nbr, counts, mask) in enumerate(hoods):
                 rows = slice(c * chunk, c * chunk + nbr.shape[0])
                 out[rows] = conv(x[rows], x[nbr], mask, counts)
-            x = self._finish(k, out, x)
+            x = self.finish_layer(k, out, x)
             layers.append(x)
         return layers
 
