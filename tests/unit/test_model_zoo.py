@@ -409,5 +409,9 @@ def test_report_says_which_graph_model_does_not_beat_mf_and_why():
     notes = baseline_notes(metrics, training)
     assert len(notes) == 2                                   # popularity is not a graph model; lightgcn beats MF
     assert notes[0].startswith("gat does not beat MF-BPR on test NDCG@10 (0.1200 vs 0.1300)")
-    assert "still improving" in notes[0] and "early stopping" in notes[1]
+    assert "still improving" in notes[0] and "larger train.max_seconds" in notes[0]
+    assert "stopped improving at epoch 35 (10 more epochs" in notes[1] and "early stopping ended it at epoch 45" in notes[1]
+    assert "sampled, fixed-size neighbourhoods" in notes[1]
+    plateau = baseline_notes(metrics, [{"model": "gat", "best_epoch": 29, "epochs_run": 37, "stopped": "max_seconds"}])
+    assert "before its time budget ended it at epoch 37" in plateau[0] and "would not close the gap" in plateau[0]
     assert baseline_notes({"gat": {"ndcg@10": 0.1}}, training) == []          # no MF: nothing to say

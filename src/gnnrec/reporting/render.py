@@ -465,13 +465,24 @@ def add_cost_columns(table: dict, training: Sequence[Mapping[str, Any]]) -> None
 
 
 GRAPH_BASELINE = "mf"
+# what sets a graph model apart from MF, named when it does not beat MF (LightGCN's paper: feature
+# transforms and non-linearities hurt collaborative filtering; sampled models see bounded neighbourhoods)
+MODEL_TRAITS = {
+    "ngcf": "feature transforms and non-linear layers",
+    "gcn": "feature transforms and non-linear layers",
+    "gat": "sampled neighbourhoods (fanouts) and attention layers",
+    "graphsage": "sampled, fixed-size neighbourhoods (fanouts) and non-linear layers",
+    "pinsage": "top-k random-walk neighbourhoods and non-linear layers",
+    "social": "propagation over social ties",
+}
 NON_GRAPH_MODELS = ("mf", "popularity")
 
 
 def baseline_notes(metrics: Mapping[str, Mapping[str, Any]], training: Sequence[Mapping[str, Any]]) -> list[str]:
     """One note per graph model that does not beat MF-BPR on test NDCG@10 (the smallest NDCG cut-off
     evaluated), saying why as far as its training record tells: a time budget that ended while the
-    validation score was still improving, or early stopping after the validation peak."""
+    validation score was still improving, or a validation score that had stopped improving (then more
+    training would not help, and what sets the model apart from MF is named)."""
     base = metrics.get(GRAPH_BASELINE) or {}
     keys = sorted((k for k in base if k.startswith("ndcg@")), key=lambda k: int(k.split("@")[1]))
     if not keys:
@@ -485,18 +496,20 @@ def baseline_notes(metrics: Mapping[str, Mapping[str, Any]], training: Sequence[
         if values[key] > base[key]:
             continue
         row = by_model.get(model) or {}
-        best, run = row.get("best_epoch"), row.get("epochs_run")
-        if row.get("stopped") in ("max_seconds", "max_epochs") and best is not None and run is not None \
-                and run - best <= 2:
-            why = (f"its training stopped at its {STOP_LABELS[row['stopped']]} after {run} epochs "
+        best, run, stopped = row.get("best_epoch"), row.get("epochs_run"), row.get("stopped")
+        if best is None or run is None:
+            why = f"its training record is incomplete (stopped by {row.get('stopped_label', '—')})"
+        elif stopped in ("max_seconds", "max_epochs") and run - best <= 2:
+            why = (f"its training stopped at its {STOP_LABELS[stopped]} after {run} epochs "
                    f"({fmt_seconds(row.get('train_seconds'))}) while the validation score was still improving "
                    f"(best epoch {best}): it needs a larger train.max_seconds / epochs")
-        elif row.get("stopped") == "early_stop":
-            why = (f"its validation score peaked at epoch {best} and early stopping ended it at epoch {run}: "
-                   f"with this data and these settings the model overfits or its sampled neighbourhoods "
-                   f"add noise that the MF baseline does not have")
         else:
-            why = f"training stopped ({row.get('stopped_label', '—')}) at epoch {run}, best epoch {best}"
+            ended = "early stopping" if stopped == "early_stop" else f"its {STOP_LABELS.get(stopped, stopped)}"
+            why = (f"its validation score stopped improving at epoch {best} ({run - best} more epochs without a "
+                   f"better one before {ended} ended it at epoch {run}), so more training would not close the gap: "
+                   f"with these settings its {MODEL_TRAITS.get(model, 'architecture')} fit this data worse than "
+                   f"MF's free per-user and per-item embeddings (its section in params.yaml holds the settings "
+                   f"to tune)")
         out.append(f"{model} does not beat MF-BPR on test {metric_label(key)} "
                    f"({values[key]:.4f} vs {base[key]:.4f}): {why}.")
     return out
