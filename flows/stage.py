@@ -3,20 +3,24 @@
     python -m flows.stage ingest
     python -m flows.stage train --model lightgcn
 
-Works against a Prefect server when ``PREFECT_API_URL`` is set, else against Prefect's ephemeral API.
-An input error (bad data, bad params) prints its message and exits with status 2, without a traceback;
+Works against a Prefect server when ``PREFECT_API_URL`` is set, else against a local API server shared by
+the stages of one ``dvc repro`` (``flows/_local_api.py``: started by the first stage, stopped after a
+minute unused; ``GNNREC_LOCAL_API=0`` gives each stage Prefect's own temporary server). An input error (bad data, bad params) prints its message and exits with status 2, without a traceback;
 the flow run is marked failed with the same message.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 from typing import Any, Optional
 
 from flows import _env  # noqa: F401
+from flows._local_api import use_shared_api
 from prefect import flow
+from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.states import Failed
 
 from gnnrec.stages import STAGES, stage_id
@@ -44,8 +48,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--root", default=".", help="project root (default: current directory)")
     args = parser.parse_args(argv)
     name = stage_id(args.stage, args.model)
-    state = stage_flow.with_options(flow_run_name=name)(args.stage, model=args.model, root=args.root,
-                                                        return_state=True)
+    url = use_shared_api()
+    with temporary_settings(updates={PREFECT_API_URL: url}) if url else contextlib.nullcontext():
+        state = stage_flow.with_options(flow_run_name=name)(args.stage, model=args.model, root=args.root,
+                                                            return_state=True)
     if state.is_failed():
         print(f"gnnrec: stage {name} failed: {state.message}", file=sys.stderr)
         return 2
