@@ -27,6 +27,8 @@ import urllib.request
 from pathlib import Path
 from typing import IO, Optional
 
+from gnnrec.io import write_text
+
 _HELD: list[IO] = []          # the shared lock on users.lock, held until this process exits
 
 
@@ -70,9 +72,7 @@ def use_shared_api(startup_timeout: Optional[float] = None) -> Optional[str]:
         url = url_file.read_text().strip() if url_file.exists() else ""
         if not (url and healthy(url)):
             url = _start(folder, startup_timeout)
-            tmp = url_file.with_suffix(".tmp")
-            tmp.write_text(url)
-            os.replace(tmp, url_file)
+            write_text(url_file, url)                          # atomic: readers never see half a URL
     os.environ["PREFECT_API_URL"] = url
     return url
 
