@@ -49,7 +49,7 @@ def healthy(url: str, timeout: float = 2.0) -> bool:
         return False
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -79,7 +79,7 @@ def use_shared_api(startup_timeout: Optional[float] = None) -> Optional[str]:
 
 def _start(folder: Path, startup_timeout: Optional[float]) -> str:
     timeout = startup_timeout or float(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120"))
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}/api"
     with open(folder / "server.log", "ab") as log:
         proc = subprocess.Popen([sys.executable, "-m", "flows._local_api", str(port)], stdin=subprocess.DEVNULL,

@@ -26,13 +26,7 @@ def csr():
     return csr_adjacency(N, torch.tensor(src), torch.tensor(dst))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one thread avoids OpenMP synchronisation costs (severe on a loaded 2-core machine)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")     # tests/conftest.py
 
 
 def gen(seed: int = 0) -> torch.Generator:
