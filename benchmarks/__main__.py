@@ -45,6 +45,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=20, help="timed repeats of a step (evaluations: a quarter)")
     parser.add_argument("--budget", type=float, default=300.0, help="time-to-quality budget of the PyG loop, seconds")
     parser.add_argument("--recbole-epochs", type=int, default=300, help="RecBole's epoch cap (it early-stops)")
+    parser.add_argument("--seeds", default="42,1,2",
+                        help="training seeds of the RecBole convergence comparison (means are compared)")
+    parser.add_argument("--patience", type=int, default=30,
+                        help="RecBole comparison: evaluations without improvement before either side stops")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--data-root", default=None, help="folder of the datasets (default ../shared/data)")
     parser.add_argument("--out", default=str(REPO / "reports"), help="where benchmarks.json / .md go")
@@ -59,6 +63,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     if unknown:
         parser.error(f"unknown sub-benchmark(s) {', '.join(unknown)}; choose among {', '.join(ALL)}")
     args.datasets = [s.strip() for s in args.datasets.split(",") if s.strip()]
+    try:
+        args.seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    except ValueError:
+        parser.error(f"--seeds: expected comma-separated integers, got {args.seeds!r}")
+    if not args.seeds:
+        parser.error("--seeds: give at least one seed")
     if args.quick:
         args.repeats = min(args.repeats, 5)
         args.budget = min(args.budget, 30.0)
@@ -77,7 +87,8 @@ def run_one(name: str, args: argparse.Namespace) -> list[Result]:
     if name == "recbole":
         from benchmarks import recbole_bench
         return recbole_bench.run(args.datasets, epochs=args.recbole_epochs, eval_repeats=max(3, args.repeats // 4),
-                                 threads=args.threads, data_root=args.data_root)
+                                 threads=args.threads, data_root=args.data_root, seeds=args.seeds,
+                                 patience=args.patience)
     if name == "time_to_quality":
         from benchmarks import quality
         return quality.run(args.datasets, budget=args.budget, data_root=args.data_root)

@@ -16,7 +16,8 @@ import torch
 from benchmarks import ranking
 from benchmarks.common import RESULT_KEYS, Result, machine, tiny_dataset, write_report
 from benchmarks.pipeline import stage_walls
-from benchmarks.recbole_bench import write_atomic_files
+from benchmarks.__main__ import parse_args
+from benchmarks.recbole_bench import _convergence_summary, write_atomic_files
 from benchmarks.reference import PygLightGCNLoop, plain_full_ranking
 from benchmarks.train_step import Batches, GnnrecStep
 
@@ -134,6 +135,28 @@ def test_recbole_atomic_files(tmp_path: Path):
     lines = (folder / "tiny.train.inter").read_text().splitlines()
     assert lines[0] == "user_id:token\titem_id:token" and len(lines) == 1 + len(data.train_user)
     assert {p.name for p in folder.iterdir()} == {"tiny.train.inter", "tiny.valid.inter", "tiny.test.inter"}
+
+
+def test_convergence_compares_means_over_seeds():
+    def row(seed, ours, ref):
+        return {"seed": seed, "ours_ndcg@10": ours, "reference_ndcg@10": ref, "reference_best_epoch": 5,
+                "reference_epochs_run": 9, "ours_training": {"best_epoch": 3, "epochs_run": 8}}
+
+    # seed 42 alone would favour the reference; over the three seeds gnnrec's mean is higher
+    ours, ref, detail = _convergence_summary([row(42, 0.190, 0.193), row(1, 0.192, 0.188), row(2, 0.191, 0.187)])
+    assert ours == pytest.approx(0.191) and ref == pytest.approx(0.18933333)
+    assert "0.1910 ± 0.0010 vs RecBole 0.1893 ± 0.0032" in detail and "over 3 training seeds" in detail
+    assert "seed 1: 0.1920 (best epoch 3 of 8) vs 0.1880 (epoch 5 of 9)" in detail
+    ours, ref, detail = _convergence_summary([row(42, 0.3, 0.2)])
+    assert (ours, ref) == (0.3, 0.2) and "±" not in detail and "over 1 training seed, same split" in detail
+
+
+def test_seeds_option_parses_and_rejects_junk(capsys):
+    assert parse_args(["--only", "recbole", "--seeds", "7, 8"]).seeds == [7, 8]
+    assert parse_args(["--only", "recbole"]).seeds == [42, 1, 2]
+    with pytest.raises(SystemExit):
+        parse_args(["--seeds", "7,x"])
+    assert "--seeds: expected comma-separated integers, got '7,x'" in capsys.readouterr().err
 
 
 def test_library_core_imports_without_the_pipeline_dependencies():
