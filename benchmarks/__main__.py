@@ -32,6 +32,10 @@ NOTES = [
     "subprocess run between two gnnrec measurements); `--quiet-below LOAD` waits for a quieter machine.",
     "Data: gnnrec's own loaders, validation and split (per-user random 80/10/10, seed 42, every interaction a "
     "positive); the same split files for every side. LightGCN with 64 dims and 3 layers, batch 2048, everywhere.",
+    "RecBole: test NDCG@10 at convergence compares each side's mean over training seeds (`--seeds`, 42,1,2 by "
+    "default; the split is the same seed-42 split throughout), both early-stopped on validation NDCG@20 with the same "
+    "patience (`--patience`, 30); the per-seed figures are in the row's `seeds` (JSON) and its detail line. Epoch "
+    "and evaluation timings come from the first seed's runs.",
     "GPU figures are pending: this run had no GPU. `python -m benchmarks.gpu` measures them on a CUDA machine "
     "with torch and PyG only (see README, Benchmarks).",
 ]
