@@ -151,14 +151,33 @@ def fit_chunk_size(chunk_size: Optional[int], n_items: int, device: torch.device
     return fit if chunk_size is None else max(1, min(int(chunk_size), fit))
 
 
+#: bytes of scores a chunk may hold on CPU: a block that stays in a 32 MiB last-level cache while it is
+#: written by the matmul, masked and read by ``topk`` (LastFM, 17,632 items, 2 threads: 94 ms per
+#: evaluation at 26 MB blocks against 131 ms at 69 MB and 174 ms at 4 MB, where per-chunk overhead wins)
+CPU_SCORE_BLOCK = 24 << 20
+CPU_MIN_CHUNK = 128
+
+
+def cpu_block_rows(n_items: int, bytes_per_score: int = 4) -> int:
+    """Users per chunk on CPU: as many as keep the ``[c, n_items]`` scores within :data:`CPU_SCORE_BLOCK`
+    (at least :data:`CPU_MIN_CHUNK`). It only caps the chunk: results never depend on it."""
+    return max(CPU_MIN_CHUNK, CPU_SCORE_BLOCK // (max(int(n_items), 1) * bytes_per_score))
+
+
 def _ranked_chunks(user_emb: Tensor, item_emb: Tensor, exclude: Optional[CSR], users: Tensor, k: int,
                    chunk_size: Optional[int]) -> Iterable[tuple[Tensor, Tensor, Tensor]]:
     """Yield ``(users [c], ids [c, k], scores [c, k])`` per chunk of users (chunk size: :func:`fit_chunk_size`)."""
     chunk_size = fit_chunk_size(chunk_size, item_emb.shape[0], item_emb.device)
+    if item_emb.device.type == "cpu":                  # keep a chunk's scores in the last-level cache
+        chunk_size = min(chunk_size, cpu_block_rows(item_emb.shape[0], item_emb.element_size()))
     item_t = item_emb.t()                                                    # [d, n_items]
+    # one score buffer for every chunk: a fresh [c, n_items] tensor per chunk costs as much again as the
+    # matmul on CPU (the allocator maps new pages and the kernel zero-fills them on first touch)
+    buffer = torch.empty(min(chunk_size, len(users)), item_emb.shape[0], dtype=torch.result_type(user_emb, item_emb),
+                         device=item_emb.device)
     for start in range(0, len(users), chunk_size):
         chunk = users[start:start + chunk_size]                              # [c]
-        scores = user_emb[chunk] @ item_t                                    # [c, n_items]
+        scores = torch.mm(user_emb[chunk], item_t, out=buffer[:len(chunk)])  # [c, n_items]
         if exclude is not None:
             row, col = _gather_rows(exclude, chunk)
             scores[row, col] = float("-inf")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from gnnrec.evaluation import BYTES_PER_SCORE, HOST_CHUNK_BUDGET, csr_from_pairs, evaluate_ranking, fit_chunk_size
+from gnnrec.evaluation import (BYTES_PER_SCORE, CPU_MIN_CHUNK, CPU_SCORE_BLOCK, HOST_CHUNK_BUDGET, cpu_block_rows,
+                                csr_from_pairs, evaluate_ranking, fit_chunk_size, top_k_items)
 
 
 def test_chunk_is_capped_by_the_memory_budget():
@@ -25,3 +26,25 @@ def test_metrics_do_not_depend_on_the_chunk():
     test = csr_from_pairs(30, 50, u[1::2][keep], test_items[keep])
     base = evaluate_ranking(users, items, train, test, (5,), chunk_size=4)
     assert evaluate_ranking(users, items, train, test, (5,), chunk_size=None) == base
+
+
+def test_cpu_chunks_are_capped_to_a_cache_sized_block():
+    assert cpu_block_rows(17_632) == CPU_SCORE_BLOCK // (17_632 * 4) == 356      # LastFM's items, float32
+    assert cpu_block_rows(1_682) == CPU_SCORE_BLOCK // (1_682 * 4)               # MovieLens: one chunk of 3,740
+    assert cpu_block_rows(10**7) == CPU_MIN_CHUNK                                 # never fewer rows than this
+
+
+def test_ranking_over_reused_score_buffers_matches_one_full_matrix():
+    """Items enough that the CPU block caps 1,024-user chunks to 128 rows: 300 users run as 128 + 128 + 44
+    through one score buffer; every chunk's top-k must be its own (no chunk overwritten by the next)."""
+    n_users, n_items = 300, CPU_SCORE_BLOCK // (4 * 100)           # cpu_block_rows -> 100 -> CPU_MIN_CHUNK
+    assert cpu_block_rows(n_items) == CPU_MIN_CHUNK
+    g = torch.Generator().manual_seed(1)
+    users, items = torch.randn(n_users, 8, generator=g), torch.randn(n_items, 8, generator=g)
+    seen = csr_from_pairs(n_users, n_items, torch.arange(n_users), torch.randint(0, n_items, (n_users,), generator=g))
+    scores = users @ items.t()
+    scores[torch.arange(n_users), seen[1]] = float("-inf")
+    expected = torch.topk(scores, 5, dim=1)
+    got_users, got_ids, got_scores = top_k_items(users, items, seen, 5, chunk_size=1024)
+    assert torch.equal(got_users, torch.arange(n_users))
+    assert torch.equal(got_ids, expected.indices) and torch.equal(got_scores, expected.values)
