@@ -38,7 +38,7 @@ data: $(STAMP)
 	$(BIN)/gnnrec data synthetic
 
 # CPU benchmarks against the PyG reference loop and RecBole (installed on first use into .bench-venv/):
-# 30-60 minutes on 2 cores (RecBole converging on LastFM is the longest part); e.g. BENCH_ARGS="--only train_step,eval --repeats 5" or BENCH_ARGS=--quick
+# about 80 minutes on 2 cores (RecBole converging three times per dataset, 57 min, is the longest part); e.g. BENCH_ARGS="--only train_step,eval --repeats 5" or BENCH_ARGS=--quick
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 

@@ -1,6 +1,6 @@
 """``python -m benchmarks``: run the CPU benchmarks and write ``reports/benchmarks.{json,md}``.
 
-    python -m benchmarks                                   # everything (30-60 minutes on 2 cores)
+    python -m benchmarks                                   # everything (about 80 minutes on 2 cores)
     python -m benchmarks --only train_step,eval --datasets movielens-100k --repeats 5
     python -m benchmarks --only time_to_quality --budget 60
     python -m benchmarks --quick                           # a fast pass: fewer repeats, 30 s budget, no RecBole
