@@ -2,8 +2,9 @@
 
 Every user is scored against **all** items, ``chunk_size`` users at a time, so the ``users × items``
 score matrix is never materialised whole beyond what fits: the chunk is capped to a memory budget
-(:func:`fit_chunk_size`; ``chunk_size=None`` takes as many users as fit, the fastest on a GPU). Items in the user's ``exclude`` set (training items; training and
-validation items when evaluating on test) are masked to ``-inf``. The top ``max(ks)`` items are ordered
+(:func:`fit_chunk_size`; ``chunk_size=None`` takes as many users as fit, the fastest on a GPU) and, on
+CPU, to a cache-sized block (:func:`cpu_block_rows`); one score buffer serves every chunk. Items in the
+user's ``exclude`` set (training items; training and validation items when evaluating on test) are masked to ``-inf``. The top ``max(ks)`` items are ordered
 by score, **ties broken by item id (lower first)**, deterministically.
 
 Metrics, per user with at least one held-out item, then averaged over those users:
@@ -166,7 +167,8 @@ def cpu_block_rows(n_items: int, bytes_per_score: int = 4) -> int:
 
 def _ranked_chunks(user_emb: Tensor, item_emb: Tensor, exclude: Optional[CSR], users: Tensor, k: int,
                    chunk_size: Optional[int]) -> Iterable[tuple[Tensor, Tensor, Tensor]]:
-    """Yield ``(users [c], ids [c, k], scores [c, k])`` per chunk of users (chunk size: :func:`fit_chunk_size`)."""
+    """Yield ``(users [c], ids [c, k], scores [c, k])`` per chunk of users (chunk size: :func:`fit_chunk_size`,
+    on CPU also :func:`cpu_block_rows`)."""
     chunk_size = fit_chunk_size(chunk_size, item_emb.shape[0], item_emb.device)
     if item_emb.device.type == "cpu":                  # keep a chunk's scores in the last-level cache
         chunk_size = min(chunk_size, cpu_block_rows(item_emb.shape[0], item_emb.element_size()))
