@@ -185,8 +185,8 @@ def _convergence_summary(runs: list[dict]) -> tuple[float, float, str]:
     spread = (lambda x: f" ± {x.std(ddof=1):.4f}" if len(x) > 1 else "")
     per_seed = "; ".join(
         f"seed {r['seed']}: {r['ours_ndcg@10']:.4f} (best epoch {r['ours_training']['best_epoch']} of "
-        f"{r['ours_training']['epochs_run']}) vs {r['reference_ndcg@10']:.4f} (epoch {r['reference_best_epoch']} of "
-        f"{r['reference_epochs_run']})" for r in runs)
+        f"{r['ours_training']['epochs_run']}) vs {theirs:.4f} (epoch {r['reference_best_epoch']} of "
+        f"{r['reference_epochs_run']})" for r, theirs in zip(runs, ref))
     detail = (f"test NDCG@10 gnnrec {ours.mean():.4f}{spread(ours)} vs RecBole {ref.mean():.4f}{spread(ref)} "
               f"(mean{' ± sd' if len(runs) > 1 else ''} over {len(runs)} training seed{'s' if len(runs) > 1 else ''}, "
               f"same split); {per_seed}")

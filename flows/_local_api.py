@@ -49,6 +49,16 @@ def healthy(url: str, timeout: float = 2.0) -> bool:
         return False
 
 
+def stop(proc: subprocess.Popen, timeout: float = 10) -> None:
+    """Terminate ``proc`` if it still runs; kill it if it has not exited after ``timeout`` seconds."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -122,12 +132,7 @@ def serve(port: int) -> int:
                 break
             fcntl.flock(users, fcntl.LOCK_UN)
     finally:
-        if server.poll() is None:
-            server.terminate()
-            try:
-                server.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                server.kill()
+        stop(server)
         users.close()
     return 0
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from flows._local_api import free_port, healthy
+from flows._local_api import free_port, healthy, stop
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
@@ -80,9 +80,5 @@ def prefect_server(tmp_path_factory):
             raise RuntimeError(f"prefect server did not start:\n{(home / 'server.log').read_text()[-3000:]}")
         time.sleep(0.5)
     yield {"url": url, "home": home}
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    stop(proc, timeout=20)
     log.close()
