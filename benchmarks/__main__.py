@@ -5,8 +5,9 @@
     python -m benchmarks --only time_to_quality --budget 60
     python -m benchmarks --quick                           # a fast pass: fewer repeats, 30 s budget, no RecBole
 
-Sub-benchmarks: train_step, eval, recbole, time_to_quality, pipeline, memory, samplers. Results of a partial run replace the same rows of an existing
-report and keep the others. The GPU benchmark is separate: ``python -m benchmarks.gpu``.
+Sub-benchmarks: train_step, eval, recbole, time_to_quality, pipeline, memory, samplers, sage_layer. Results of a
+partial run replace the same rows of an existing report and keep the others. The GPU benchmark is separate:
+``python -m benchmarks.gpu``.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from typing import Optional, Sequence
 import torch
 
 from benchmarks.common import QUIET, REPO, Result, machine, write_report
+from gnnrec.errors import GnnrecError
 
-ALL = ("train_step", "eval", "recbole", "time_to_quality", "pipeline", "memory", "samplers")
+ALL = ("train_step", "eval", "recbole", "time_to_quality", "pipeline", "memory", "samplers", "sage_layer")
 DEFAULT_DATASETS = ("movielens-100k", "lastfm-hetrec")
 NOTES = [
     "CPU threads: every row records `threads`, the torch threads both sides used (`--threads`, 2 by default: the "
@@ -106,6 +108,9 @@ def run_one(name: str, args: argparse.Namespace) -> list[Result]:
         from benchmarks import samplers
         rows = samplers.run(args.datasets, args.repeats, False)
         return [r if isinstance(r, Result) else _from_dict(r) for r in rows]
+    if name == "sage_layer":
+        from benchmarks import sage_layer
+        return sage_layer.run(repeats=max(10, args.repeats), data_root=args.data_root)
     raise ValueError(name)
 
 
@@ -121,22 +126,29 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     info = machine()
     results: list[Result] = []
     failed = []
+    broke = False                 # a benchmark raised something other than an input error
     t0 = time.perf_counter()
     for name in args.only:
         start = time.perf_counter()
         print(f"== {name}", flush=True)
         try:
             results += run_one(name, args)
+        except GnnrecError as exc:  # bad input (a missing dataset folder, a bad file): its message, no traceback
+            print(f"gnnrec: benchmark {name}: {exc}", file=sys.stderr, flush=True)
+            failed.append(f"{name}: {exc}".splitlines()[0])
         except Exception as exc:  # noqa: BLE001 — one failing benchmark must not lose the others' results
             traceback.print_exc()
             failed.append(f"{name}: {type(exc).__name__}: {exc}".splitlines()[0])
+            broke = True
         print(f"== {name} took {time.perf_counter() - start:.0f} s", flush=True)
         write_report(results, args.out, info, NOTES, merge=not args.fresh)      # after each: partial results survive
     info["loadavg_end"] = __import__("benchmarks.common", fromlist=["loadavg"]).loadavg()
     notes = NOTES + [f"failed: {f}" for f in failed]
     json_path, md_path = write_report(results, args.out, info, notes, merge=not args.fresh)
     print(f"wrote {json_path} and {md_path} in {time.perf_counter() - t0:.0f} s", flush=True)
-    return 1 if failed else 0
+    if failed:                    # exit status 2 when only bad input failed, as at every gnnrec entry point
+        return 1 if broke else 2
+    return 0
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ trains and ranks on the same split.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
@@ -233,7 +232,8 @@ def render_markdown(rows: list[dict[str, Any]], machine_info: dict[str, Any], no
               "|---|---|---:|---|---:|---|---:|---:|---|---|"]
     for r in rows:
         lines.append("| " + " | ".join([
-            _fmt(r.get("dataset")), _fmt(r.get("device")), _fmt(r.get("threads")), _fmt(r.get("what")), _fmt(r.get("ours_ms")),
+            _fmt(r.get("dataset")), _fmt(r.get("device")), _fmt(r.get("threads")), _fmt(r.get("what")),
+            _fmt(r.get("ours_ms")),
             _fmt(r.get("reference")), _fmt(r.get("reference_ms")),
             "–" if r.get("speedup") is None else f"{r['speedup']:.1f}×", _fmt(r.get("target")),
             _fmt(r.get("met"))]) + " |")
@@ -287,6 +287,7 @@ def load_dataset(name: str, root: Optional[str] = None, seed: int = SEED) -> Ben
     from gnnrec import validation
     from gnnrec.config import params_from_dict
     from gnnrec.datasets import load_source
+    from gnnrec.datasets.build import build_dataset
     from gnnrec.split import split_interactions
 
     source, folder = DATASETS[name]
@@ -296,7 +297,7 @@ def load_dataset(name: str, root: Optional[str] = None, seed: int = SEED) -> Ben
     files = {k: (str(v) if v is not None else None) for k, v in raw.files.items()}
     checked = validation.validate_tables(raw.interactions, raw.social, raw.items, strict=False,
                                          max_examples=params.validate.max_examples, files=files)
-    dataset = validation.build_dataset(checked)
+    dataset = build_dataset(checked)
     cfg = params.split
     parts = split_interactions(dataset.interactions, cfg.method, cfg.ratios, seed, cfg.min_user_interactions)
     stats = dataset.report["stats"]
@@ -325,6 +326,3 @@ def tiny_dataset(n_users: int = 40, n_items: int = 60, per_user: int = 10, seed:
     return BenchData("tiny", n_users, n_items, u[part == 0], i[part == 0], u[part == 1], i[part == 1],
                      u[part == 2], i[part == 2])
 
-
-def asdict_shallow(obj: Any) -> dict[str, Any]:
-    return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}

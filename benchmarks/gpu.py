@@ -171,7 +171,8 @@ def bench_step(data: BenchData, device: str, repeats: int) -> Result:
 
 def bench_quality(data: BenchData, device: str, max_seconds: float, seed: int = 42) -> Result:
     from gnnrec.config import TrainConfig
-    from gnnrec.evaluation import csr_from_pairs, csr_union, evaluate_ranking
+    from gnnrec.evaluation import csr_union, evaluate_ranking
+    from gnnrec.graph import csr_from_pairs
     from gnnrec.models import LightGCN
     from gnnrec.training import prepare_adjacency, train_model
 
@@ -198,7 +199,8 @@ def bench_quality(data: BenchData, device: str, max_seconds: float, seed: int = 
     met = (metrics["recall@20"] >= TARGETS["recall@20"] and metrics["ndcg@20"] >= TARGETS["ndcg@20"]
            and best["seconds"] <= TARGETS["seconds"])
     epoch_times = np.diff([0.0] + [r["seconds"] for r in rows])
-    return Result(data.name, _device_name(device), "time to quality: test Recall@20 / NDCG@20 of the selected checkpoint",
+    return Result(data.name, _device_name(device),
+                  "time to quality: test Recall@20 / NDCG@20 of the selected checkpoint",
                   best["seconds"] * 1e3, "LightGCN paper (Recall@20 0.1830, NDCG@20 0.1554)", None,
                   target="recall@20 >= 0.1830 and ndcg@20 >= 0.1554 within 60 s", met=met,
                   extra={"recall@20": metrics["recall@20"], "ndcg@20": metrics["ndcg@20"],
@@ -243,8 +245,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     folder = find_data(args.data)
     t0 = time.perf_counter()
     data, sizes = load_gowalla(folder, args.subsample)
-    print(f"[gpu] {data.name}: {data.describe()} read in {time.perf_counter() - t0:.1f} s; device {_device_name(args.device)}",
-          flush=True)
+    print(f"[gpu] {data.name}: {data.describe()} read in {time.perf_counter() - t0:.1f} s; "
+          f"device {_device_name(args.device)}", flush=True)
     only = [s.strip() for s in args.only.split(",")]
     results = []
     if "train_step" in only:
@@ -257,8 +259,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"[gpu] time to quality: {results[-1].extra['detail']}", flush=True)
     info = machine()
     info.update({"data": str(folder), **sizes, "loadavg_end": loadavg()})
-    notes = ["Written by `python -m benchmarks.gpu`. Targets: train step <= 2.5 ms (3-layer BPR LightGCN, batch 2048) and "
-             "test Recall@20 >= 0.1830 / NDCG@20 >= 0.1554 within 60 s of training on one H100/H200.",
+    notes = ["Written by `python -m benchmarks.gpu`. Targets: train step <= 2.5 ms (3-layer BPR LightGCN, "
+             "batch 2048) and test Recall@20 >= 0.1830 / NDCG@20 >= 0.1554 within 60 s of training on one H100/H200.",
              f"Time-to-quality configuration: {CONFIG}."]
     json_path, md_path = write_report(results, Path(args.out), info, notes, merge=False, stem="benchmarks-gpu",
                                       command="`python -m benchmarks.gpu`")

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from benchmarks.common import REPO, DATASETS, Result, data_root, loadavg
+from benchmarks.common import DATASETS, REPO, Result, data_root, loadavg
 
 TARGET_MB = 2048.0
 
@@ -41,7 +41,8 @@ def child(folder: Path, chunk_size: int) -> dict:
     import torch
 
     from gnnrec.datasets.lightgcn_format import read_int_pairs
-    from gnnrec.evaluation import csr_from_pairs, evaluate_ranking
+    from gnnrec.evaluation import evaluate_ranking
+    from gnnrec.graph import csr_from_pairs
 
     torch.set_num_threads(2)
     t0 = time.perf_counter()
@@ -81,8 +82,9 @@ def run(data_root_dir: Optional[str] = None, chunk_size: int = 1024) -> list[Res
     res = Result("gowalla", "cpu", "peak RSS of full-ranking evaluation (MB, not ms)", None,
                  target=f"peak < {TARGET_MB:g} MB", met=out["peak_rss_mb"] < TARGET_MB,
                  extra={**out, "threads": 2, "loadavg": loadavg(),
-                        "detail": (f"peak resident memory {out['peak_rss_mb']:.0f} MB ({out['rss_before_eval_mb']:.0f} MB "
-                                   f"before the evaluation); {out['test_users']} test users x {out['items']} items "
+                        "detail": (f"peak resident memory {out['peak_rss_mb']:.0f} MB "
+                                   f"({out['rss_before_eval_mb']:.0f} MB before the evaluation); "
+                                   f"{out['test_users']} test users x {out['items']} items "
                                    f"ranked in {out['eval_seconds']:.1f} s, {chunk_size} users per chunk")})
     print(f"[memory] gowalla: {res.extra['detail']}", flush=True)
     return [res]

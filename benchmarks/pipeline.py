@@ -7,14 +7,21 @@ whole pipeline is run from scratch twice: the way ``make run`` runs it, ``python
 a plain ``dvc repro --force`` from a shell.
 
 Per stage: the wall time DVC spends on it (from its "Running stage" line to its "Updating lock file"
-line, timestamped as the output streams) against the stage's own ``seconds`` in
-``reports/timings/<stage>.json`` (the work inside ``gnnrec.stages.<name>.run``); the difference is the
-orchestration overhead (a Python start, imports, the Prefect flow and task run, DVC's hashing and lock
-file). The whole run's wall time has a target of <= 180 s on 2 cores.
+line, timestamped as the output streams) against the stage's own work, ``seconds`` in
+``reports/timings/<stage>.json`` (inside ``gnnrec.stages.<name>.run``); the difference is the
+orchestration overhead, split by the stage process's first and last lines of output into the start (DVC
+starting the process, Python, the entry point's imports), the inside (Prefect's import and API calls, the
+flow and task run, the stage module's imports, ``import_seconds`` where the stage records it) and the end
+(the process's exit, DVC hashing the outputs and writing the lock file). The whole run's wall time has a
+target of <= 180 s on 2 cores.
+
+    python -m benchmarks --only pipeline             # into reports/benchmarks.{json,md}
+    python -m benchmarks.pipeline --modes dvc        # this benchmark alone, its tables on stdout
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -24,12 +31,14 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Optional
 
 from benchmarks.common import REPO, Result, loadavg
 
 TARGET_SECONDS = 180.0
 _RUNNING = re.compile(r"Running stage '([^']+)'")
-_LOCK = re.compile(r"Updating lock file")
+_LOCK = re.compile(r"(Updating|Generating) lock file")
+_DVC_LINE = re.compile(r"^(> |Running stage |(Updating|Generating) lock file|(Stage )?'.*' didn't change)")
 _SKIP_PREFIXES = ("data/", "reports/", "artifacts/", ".bench-", "dvc.lock")
 
 
@@ -67,24 +76,35 @@ def stage_walls(events: list[tuple[float, str]], end: float) -> dict[str, float]
     """Stage → seconds from its "Running stage" line to the next "Updating lock file" line (or the next
     stage, or ``end``). ``events`` are ``(time, line)`` in order; repeated lines (Prefect echoes what it
     prints) count once."""
-    starts: list[tuple[str, float]] = []
-    locks: list[float] = []
-    for t, line in events:
+    return {stage: span["wall"] for stage, span in stage_spans(events, end).items()}
+
+
+def stage_spans(events: list[tuple[float, str]], end: float) -> dict[str, dict[str, float]]:
+    """Stage → ``wall`` (DVC's "Running stage" line to its "Updating lock file" line), ``to_first_line``
+    (to the stage process's first line of output) and ``after_last_line`` (from its last line to the lock
+    file update: the process's exit and DVC's hashing). The first and last lines are what the stage's
+    command prints (its start and end lines, or Prefect's flow run lines where a stage prints none)."""
+    starts: list[tuple[str, float, int]] = []
+    locks: list[tuple[float, int]] = []
+    for k, (t, line) in enumerate(events):
         m = _RUNNING.search(line)
-        if m and m.group(1) not in (s for s, _ in starts):
-            starts.append((m.group(1), t))
+        if m and m.group(1) not in (s for s, _, _ in starts):
+            starts.append((m.group(1), t, k))
         elif _LOCK.search(line):
-            locks.append(t)
-    walls = {}
-    for k, (stage, t0) in enumerate(starts):
-        nxt = starts[k + 1][1] if k + 1 < len(starts) else end
-        lock = next((t for t in locks if t0 < t <= nxt), None)
-        walls[stage] = (lock if lock is not None else nxt) - t0
-    return walls
+            locks.append((t, k))
+    spans = {}
+    for n, (stage, t0, k0) in enumerate(starts):
+        nxt, k_nxt = (starts[n + 1][1], starts[n + 1][2]) if n + 1 < len(starts) else (end, len(events))
+        lock = next(((t, k) for t, k in locks if t0 < t <= nxt and k0 < k < k_nxt), None)
+        t1, k1 = lock if lock is not None else (nxt, k_nxt)
+        own = [t for t, line in events[k0 + 1:k1] if line.strip() and not _DVC_LINE.search(line)]
+        spans[stage] = {"wall": t1 - t0, "to_first_line": (own[0] - t0) if own else None,
+                        "after_last_line": (t1 - own[-1]) if own else None}
+    return spans
 
 
 def _timed(cmd: list[str], project: Path, env: dict) -> dict:
-    """Run ``cmd`` in ``project`` from scratch, timestamping its output; per-stage walls and own times."""
+    """Run ``cmd`` in ``project`` from scratch, timestamping its output; per-stage spans and own times."""
     events: list[tuple[float, str]] = []
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -96,21 +116,70 @@ def _timed(cmd: list[str], project: Path, env: dict) -> dict:
     total = time.perf_counter() - t0
     if rc != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n" + "\n".join(line for _, line in events[-40:]))
-    walls = stage_walls(events, total)
-    own = {}
+    spans = stage_spans(events, total)
+    own, imports = {}, {}
     for path in sorted((project / "reports" / "timings").glob("*.json")):
         entry = json.loads(path.read_text())
         own[entry.get("stage", path.stem)] = float(entry["seconds"])
+        if entry.get("import_seconds") is not None:
+            imports[entry.get("stage", path.stem)] = float(entry["import_seconds"])
     first = min((t for t, line in events if _RUNNING.search(line)), default=0.0)
-    return {"total_seconds": total, "walls": walls, "own": own, "before_first_stage": first,
-            "after_last_stage": total - first - sum(walls.values())}
+    walls = {stage: span["wall"] for stage, span in spans.items()}
+    return {"total_seconds": total, "walls": walls, "spans": spans, "own": own, "imports": imports,
+            "before_first_stage": first, "after_last_stage": total - first - sum(walls.values())}
 
 
-def run_pipeline(keep: bool = False, log=print) -> dict[str, dict]:
-    """Both ways of running the whole pipeline from scratch, one after the other in the same copy:
-    ``python -m flows.pipeline --force`` (``make run``: one Prefect flow whose API every stage reports to)
-    and a plain ``dvc repro --force`` from a shell (no Prefect API configured: each stage's flow starts a
-    temporary local API of its own)."""
+def breakdown(out: dict) -> list[dict]:
+    """Per stage: ``wall``, ``work`` (the stage's own ``run``), ``overhead`` (wall - work: everything but the
+    work), and the parts of the overhead: ``to_first_line`` (DVC starting the process, Python, the entry
+    point's imports), ``imports`` (the stage module's import: the libraries its work needs, where the stage
+    records it), ``after_last_line`` (the process's exit, DVC hashing the outputs and writing the lock file)
+    and ``inside`` (the rest: Prefect's import and API calls, the flow and task run; the stage module's
+    import too where it is not recorded)."""
+    rows = []
+    for stage, span in out["spans"].items():
+        work = out["own"].get(stage)
+        row = {"stage": stage, "wall": span["wall"], "work": work, "imports": out["imports"].get(stage),
+               "overhead": None if work is None else span["wall"] - work,
+               "to_first_line": span["to_first_line"], "after_last_line": span["after_last_line"]}
+        if None not in (work, span["to_first_line"], span["after_last_line"]):
+            row["inside"] = (span["wall"] - work - span["to_first_line"] - span["after_last_line"]
+                             - (row["imports"] or 0.0))
+        rows.append(row)
+    return rows
+
+
+def format_breakdown(label: str, out: dict) -> str:
+    """The per-stage table of :func:`breakdown` as text (seconds)."""
+    def f(v):
+        return "   -  " if v is None else f"{v:6.1f}"
+    lines = [f"[pipeline] {label}: per stage, seconds (overhead = wall - work = start + imports + inside + end)",
+             f"  {'stage':<18} {'wall':>6} {'work':>6} {'overh.':>6} {'start':>6} {'imports':>7} {'inside':>6} "
+             f"{'end':>6}"]
+    rows = breakdown(out)
+    for r in rows:
+        lines.append(f"  {r['stage']:<18} {f(r['wall'])} {f(r['work'])} {f(r['overhead'])} {f(r['to_first_line'])} "
+                     f"{f(r['imports']):>7} {f(r.get('inside'))} {f(r['after_last_line'])}")
+    over = [r["overhead"] for r in rows if r["overhead"] is not None]
+    lines.append(f"  {'all stages':<18} {f(sum(r['wall'] for r in rows))} "
+                 f"{f(sum(r['work'] or 0.0 for r in rows))} {f(sum(over))}   mean overhead per stage "
+                 f"{(sum(over) / len(over)) if over else 0.0:.1f} s; before the first stage "
+                 f"{out['before_first_stage']:.1f} s, after the last {out['after_last_stage']:.1f} s, "
+                 f"total {out['total_seconds']:.1f} s")
+    lines.append("  (start: DVC's 'Running stage' to the stage's first line; imports: the stage module's, where "
+                 "recorded; end: the stage's last line to DVC's lock file update; inside: the rest, mostly Prefect)")
+    return "\n".join(lines)
+
+
+MODES = {"pipeline": "python -m flows.pipeline --force", "dvc": "dvc repro --force"}
+
+
+def run_pipeline(keep: bool = False, log=print, modes: tuple[str, ...] = ("pipeline", "dvc")) -> dict[str, dict]:
+    """The whole pipeline from scratch, each way of ``modes`` in turn in the same copy:
+    ``python -m flows.pipeline --force`` (``make run``: one Prefect flow whose API every stage reports to;
+    with ``--verbose`` where it has it, so that DVC's lines time the stages) and a plain
+    ``dvc repro --force`` from a shell (no Prefect API configured: the stages share the local API server
+    that the first one starts)."""
     root = Path(tempfile.mkdtemp(prefix="gnnrec-bench-pipeline-"))
     try:
         project = copy_project(root / "project")
@@ -121,39 +190,71 @@ def run_pipeline(keep: bool = False, log=print) -> dict[str, dict]:
         _run([str(bin_dir / "dvc"), "add", "-q", "data"], project, env)
         _run(["git", "add", "-A"], project, env)
         _run(["git", "commit", "-qm", "bench"], project, env)
+        verbose = ["--verbose"] if "--verbose" in (project / "flows" / "pipeline.py").read_text() else []
+        commands = {"pipeline": [sys.executable, "-m", "flows.pipeline", "--force", *verbose],
+                    "dvc": [str(bin_dir / "dvc"), "repro", "--force"]}
         out = {}
-        for label, cmd in (("python -m flows.pipeline --force", [sys.executable, "-m", "flows.pipeline", "--force"]),
-                           ("dvc repro --force", [str(bin_dir / "dvc"), "repro", "--force"])):
-            log(f"[pipeline] {label} in {project}")
-            out[label] = _timed(cmd, project, env)
+        for mode in modes:
+            log(f"[pipeline] {MODES[mode]} in {project}")
+            out[MODES[mode]] = _timed(commands[mode], project, env)
         return out
     finally:
         if not keep:
             shutil.rmtree(root, ignore_errors=True)
 
 
-def run(keep: bool = False) -> list[Result]:
+def run(keep: bool = False, modes: tuple[str, ...] = ("pipeline", "dvc")) -> list[Result]:
     load_before = loadavg()
-    runs = run_pipeline(keep=keep)
+    runs = run_pipeline(keep=keep, modes=modes)
     results = []
     for label, out in runs.items():
         parts = []
-        for stage, wall in out["walls"].items():
-            own = out["own"].get(stage)
-            overhead = wall - own if own is not None else None
+        rows = breakdown(out)
+        for row in rows:
+            stage, wall, own = row["stage"], row["wall"], row["work"]
+            ms = {k: (None if row.get(k) is None else row[k] * 1e3)
+                  for k in ("imports", "overhead", "to_first_line", "inside", "after_last_line")}
             results.append(Result("synthetic (default)", "cpu", f"pipeline stage {stage} ({label})", wall * 1e3,
                                   extra={"stage_own_ms": None if own is None else own * 1e3,
-                                         "orchestration_overhead_ms": None if overhead is None else overhead * 1e3}))
+                                         "orchestration_overhead_ms": ms["overhead"],
+                                         "stage_imports_ms": ms["imports"], "start_ms": ms["to_first_line"],
+                                         "inside_ms": ms["inside"], "end_ms": ms["after_last_line"]}))
             parts.append(f"{stage} {wall:.1f} s (own {own:.1f} s)" if own is not None else f"{stage} {wall:.1f} s")
-        own_total = sum(out["own"].get(s, 0.0) for s in out["walls"])
+        own_total = sum(r["work"] or 0.0 for r in rows)
+        overhead = [r["overhead"] for r in rows if r["overhead"] is not None]
         total = out["total_seconds"]
         detail = (f"{total:.0f} s in all: stage work {own_total:.0f} s, per-stage orchestration "
-                  f"{sum(out['walls'].values()) - own_total:.0f} s, before the first stage {out['before_first_stage']:.0f} s "
+                  f"{sum(overhead):.0f} s ({sum(overhead) / max(len(overhead), 1):.1f} s a stage), "
+                  f"before the first stage {out['before_first_stage']:.0f} s "
                   f"and after the last {out['after_last_stage']:.0f} s; " + ", ".join(parts))
         results.append(Result("synthetic (default)", "cpu", f"{label} of the default pipeline, from scratch",
                               total * 1e3, target=f"<= {TARGET_SECONDS:g} s", met=total <= TARGET_SECONDS,
-                              extra={"stage_work_ms": own_total * 1e3, "flow_start_ms": out["before_first_stage"] * 1e3,
+                              extra={"stage_work_ms": own_total * 1e3, "overhead_ms": sum(overhead) * 1e3,
+                                     "overhead_per_stage_ms": sum(overhead) / max(len(overhead), 1) * 1e3,
+                                     "flow_start_ms": out["before_first_stage"] * 1e3,
                                      "flow_end_ms": out["after_last_stage"] * 1e3, "loadavg_before": load_before,
                                      "loadavg_after": loadavg(), "detail": detail}))
+        print(format_breakdown(label, out), flush=True)
         print(f"[pipeline] {label}: {detail}", flush=True)
     return results
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """``python -m benchmarks.pipeline``: this benchmark alone, its tables printed and, with ``--json``, its
+    results written there (``python -m benchmarks --only pipeline`` writes them into the report)."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.pipeline", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--modes", default="pipeline,dvc", help="comma-separated among pipeline, dvc")
+    parser.add_argument("--json", default=None, help="write the results (a JSON list) to this file")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary project")
+    args = parser.parse_args(argv)
+    modes = tuple(m.strip() for m in args.modes.split(",") if m.strip())
+    if not modes or any(m not in MODES for m in modes):
+        parser.error(f"--modes: choose among {', '.join(MODES)}")
+    results = run(keep=args.keep, modes=modes)
+    if args.json:
+        Path(args.json).write_text(json.dumps([r.as_dict() for r in results], indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -45,7 +45,7 @@ def embeddings(data: BenchData, seed: int = 0, device: str = "cpu", num_layers: 
 
 def gnnrec_sets(data: BenchData):
     """``(seen, test)`` CSR sets, built once as the pipeline's evaluate stage does."""
-    from gnnrec.evaluation import csr_from_pairs
+    from gnnrec.graph import csr_from_pairs
 
     return (csr_from_pairs(data.n_users, data.n_items, *seen_pairs(data)),
             csr_from_pairs(data.n_users, data.n_items, data.test_user, data.test_item))
@@ -83,9 +83,9 @@ def run(datasets: list[str], repeats: int = 5, device: str = "cpu", data_root: O
         ref_m = reference_metrics(data, user_emb, item_emb)
         worst = check_agreement(ours_m, ref_m)
         sets = gnnrec_sets(data)
-        times = time_interleaved({"ours": lambda: gnnrec_metrics(data, user_emb, item_emb, sets=sets),
-                                  "reference": lambda: reference_metrics(data, user_emb, item_emb)},
-                                 repeats=repeats, warmup=1)
+        fns = {"ours": lambda d=data, u=user_emb, i=item_emb, s=sets: gnnrec_metrics(d, u, i, sets=s),
+               "reference": lambda d=data, u=user_emb, i=item_emb: reference_metrics(d, u, i)}
+        times = time_interleaved(fns, repeats=repeats, warmup=1)
         ours, ref = median_ms(times["ours"]), median_ms(times["reference"])
         n_test_users = int(len(np.unique(data.test_user)))
         results.append(Result(

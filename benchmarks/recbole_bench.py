@@ -112,7 +112,8 @@ def run_recbole(data: BenchData, name: str, epochs: int = 300, eval_repeats: int
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0 or not out.exists():
-        raise RuntimeError(f"RecBole run failed (exit {proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
+        raise RuntimeError(f"RecBole run failed (exit {proc.returncode}):\n"
+                           f"{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
     result = json.loads(out.read_text())
     result["wall_seconds"] = time.perf_counter() - t0
     return result
@@ -152,7 +153,8 @@ def gnnrec_converge(data: BenchData, threads: int = 2, max_epochs: int = 300, se
 
 def gnnrec_test_eval(data: BenchData, model: torch.nn.Module, repeats: int = 5) -> tuple[dict, list[float]]:
     """Test metrics and the seconds of each evaluation (``embed`` + ``evaluate_ranking``)."""
-    from gnnrec.evaluation import csr_from_pairs, csr_union, evaluate_ranking
+    from gnnrec.evaluation import csr_union, evaluate_ranking
+    from gnnrec.graph import csr_from_pairs
     from gnnrec.training import prepare_adjacency
 
     inter = data.interaction_data()
@@ -182,7 +184,9 @@ def _convergence_summary(runs: list[dict]) -> tuple[float, float, str]:
     """Mean test NDCG@10 of each side over the seeds, and the per-seed figures in words."""
     ours = np.array([r["ours_ndcg@10"] for r in runs], dtype=float)
     ref = np.array([np.nan if r["reference_ndcg@10"] is None else r["reference_ndcg@10"] for r in runs], dtype=float)
-    spread = (lambda x: f" ± {x.std(ddof=1):.4f}" if len(x) > 1 else "")
+    def spread(x):
+        return f" ± {x.std(ddof=1):.4f}" if len(x) > 1 else ""
+
     per_seed = "; ".join(
         f"seed {r['seed']}: {r['ours_ndcg@10']:.4f} (best epoch {r['ours_training']['best_epoch']} of "
         f"{r['ours_training']['epochs_run']}) vs {theirs:.4f} (epoch {r['reference_best_epoch']} of "
@@ -228,7 +232,8 @@ def run(datasets: list[str], epochs: int = 300, eval_repeats: int = 5, threads: 
             results.append(Result(
                 name, "cpu", "training epoch (LightGCN 3 layers, BPR, batch 2048)", ours_epoch, ref_name, rb_epoch,
                 target="speedup >= 2", met=rb_epoch / ours_epoch >= 2,
-                extra={**common, "ours_epochs_timed": len(ours_epochs), "reference_epochs_timed": len(rb["epoch_seconds"]),
+                extra={**common, "ours_epochs_timed": len(ours_epochs),
+                       "reference_epochs_timed": len(rb["epoch_seconds"]),
                        "steps_per_epoch": int(np.ceil(len(data.train_user) / 2048)),
                        "reference_valid_eval_ms": median_ms(rb["valid_seconds"]) if rb["valid_seconds"] else None}))
             results.append(Result(
@@ -237,7 +242,9 @@ def run(datasets: list[str], epochs: int = 300, eval_repeats: int = 5, threads: 
                 extra={**common, "repeats": eval_repeats}))
             ours_ndcg, rb_ndcg, detail = _convergence_summary(runs)
             results.append(Result(
-                name, "cpu", f"test NDCG@10 at convergence, mean of {len(runs)} seeds (early stopping on validation NDCG@20, patience {patience})",
+                name, "cpu",
+                f"test NDCG@10 at convergence, mean of {len(runs)} seeds "
+                f"(early stopping on validation NDCG@20, patience {patience})",
                 float(np.mean([r["ours_train_seconds"] for r in runs])) * 1e3, ref_name,
                 float(np.mean([r["reference_fit_seconds"] for r in runs])) * 1e3,
                 target="gnnrec mean NDCG@10 >= RecBole's", met=bool(ours_ndcg >= rb_ndcg),

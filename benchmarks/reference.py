@@ -93,7 +93,7 @@ class PygLightGCNLoop:
 def plain_full_ranking(user_emb: Tensor, item_emb: Tensor, exclude: tuple[np.ndarray, np.ndarray],
                        test: tuple[np.ndarray, np.ndarray], ks: Sequence[int] = (10, 20),
                        batch_size: int = 1024) -> dict[str, float]:
-    """Recall / NDCG / Precision / HitRate @K the textbook way, averaged over users with test items.
+    """Recall / NDCG / Precision / HitRate / MRR / MAP @K the textbook way, averaged over users with test items.
 
     ``exclude`` and ``test`` are ``(users, items)`` pair arrays. Per batch of users: ``scores = U @ I.T``,
     excluded pairs set to ``-inf``, ``topk``; hits looked up in a dense 0/1 test matrix of the batch.
@@ -107,7 +107,7 @@ def plain_full_ranking(user_emb: Tensor, item_emb: Tensor, exclude: tuple[np.nda
     n_test = torch.bincount(te_u, minlength=n_users)
     users = torch.nonzero(n_test > 0).flatten()
     kmax = max(ks)
-    sums = {f"{m}@{k}": 0.0 for k in ks for m in ("recall", "ndcg", "precision", "hitrate")}
+    sums = {f"{m}@{k}": 0.0 for k in ks for m in ("recall", "ndcg", "precision", "hitrate", "mrr", "map")}
     discount = 1.0 / torch.log2(torch.arange(2, kmax + 2, dtype=torch.float64, device=device))
     for start in range(0, len(users), batch_size):
         batch = users[start:start + batch_size]
@@ -122,6 +122,15 @@ def plain_full_ranking(user_emb: Tensor, item_emb: Tensor, exclude: tuple[np.nda
         truth[row_of[te_u[m]], te_i[m]] = True
         hit = truth.gather(1, top).double()                                       # [b, kmax]
         count = n_test[batch].double()
+        # rank by rank: reciprocal rank of the first hit, running sum of the precisions at the hits
+        rr = torch.zeros((len(batch), kmax + 1), dtype=torch.float64, device=device)   # [b, K + 1] MRR@K
+        ap = torch.zeros_like(rr)                                                     # [b, K + 1] Σ P@r·rel_r
+        seen = torch.zeros(len(batch), dtype=torch.float64, device=device)
+        for r in range(kmax):
+            first = (hit[:, r] > 0) & (rr[:, r] == 0)
+            seen += hit[:, r]
+            rr[:, r + 1] = torch.where(first, 1.0 / (r + 1), rr[:, r])
+            ap[:, r + 1] = ap[:, r] + hit[:, r] * seen / (r + 1)
         for k in ks:
             hits = hit[:, :k].sum(1)
             dcg = (hit[:, :k] * discount[:k]).sum(1)
@@ -130,5 +139,7 @@ def plain_full_ranking(user_emb: Tensor, item_emb: Tensor, exclude: tuple[np.nda
             sums[f"ndcg@{k}"] += float((dcg / idcg).sum())
             sums[f"precision@{k}"] += float((hits / k).sum())
             sums[f"hitrate@{k}"] += float((hits > 0).double().sum())
+            sums[f"mrr@{k}"] += float(rr[:, k].sum())
+            sums[f"map@{k}"] += float((ap[:, k] / count.clamp_max(k)).sum())
     n = len(users)
     return {key: (value / n if n else 0.0) for key, value in sums.items()}

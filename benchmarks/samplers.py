@@ -29,15 +29,14 @@ import argparse
 import json
 import random
 import sys
+import time
 from collections import Counter
 from typing import Any, Optional, Sequence
 
 import numpy as np
 import torch
 
-import time
-
-from benchmarks.common import Result, loadavg, load_dataset, tiny_dataset
+from benchmarks.common import Result, load_dataset, loadavg, tiny_dataset
 from gnnrec.sampling.neighbors import NeighborSampler, bipartite_csr, loop_sample_neighbors, sample_neighbors
 from gnnrec.sampling.random_walk import RandomWalkSampler
 
@@ -155,13 +154,15 @@ def bench_dataset(name: str, repeats: int = 5, batch: int = 2048, data=None) -> 
         kind = "with" if replace else "without"
         what = f"neighbours 1-hop f=10, {kind} replacement, all {n} nodes"
         times = interleaved({
-            "ours": lambda: sample_neighbors(indptr, indices, all_nodes, 10, replace, g),
-            "reference": lambda: loop_numpy_neighbors(ptr_np, idx_np, all_nodes.numpy(), 10, replace, np_rng),
+            "ours": lambda replace=replace: sample_neighbors(indptr, indices, all_nodes, 10, replace, g),
+            "reference": lambda replace=replace: loop_numpy_neighbors(ptr_np, idx_np, all_nodes.numpy(), 10, replace,
+                                                                      np_rng),
         }, repeats=repeats)
         results.append(_result(name, what, times, edges, "python loop per node: numpy Generator.choice", degree))
         times = interleaved({
-            "ours": lambda: sample_neighbors(indptr, indices, all_nodes, 10, replace, g),
-            "reference": lambda: loop_sample_neighbors(ptr_np, idx_np, all_nodes.numpy(), 10, replace),
+            "ours": lambda replace=replace: sample_neighbors(indptr, indices, all_nodes, 10, replace, g),
+            "reference": lambda replace=replace: loop_sample_neighbors(ptr_np, idx_np, all_nodes.numpy(), 10,
+                                                                       replace),
         }, repeats=repeats)
         results.append(_result(name, what, times, edges,
                                f"python loop per node: random.{'choices' if replace else 'sample'} on lists",

@@ -130,5 +130,6 @@ def _one(name: str, data: BenchData, repeats: int, device: str, threads: int) ->
                         "loadavg_before": load_before, "loadavg_after": loadavg(),
                         **{f"data_{k}": v for k, v in data.describe().items()}})
     print(f"[train_step] {name} ({threads} threads): ours {ours:.1f} ms, PyG {ref:.1f} ms ({ref / ours:.1f}x); "
-          f"min {res.extra['ours_min_ms']:.1f} vs {res.extra['reference_min_ms']:.1f} ms; load {load_before}", flush=True)
+          f"min {res.extra['ours_min_ms']:.1f} vs {res.extra['reference_min_ms']:.1f} ms; load {load_before}",
+          flush=True)
     return res

@@ -6,6 +6,7 @@
     prefect deployment run 'gnnrec-pipeline/nightly'  # trigger a run now (or wait for the schedule)
 
 Each run is ``dvc repro`` in this project (or ``dvc exp run -S ...`` when ``set_params`` is given).
+Without ``PREFECT_API_URL`` it exits with status 2 and a message saying so.
 """
 
 from __future__ import annotations
@@ -17,20 +18,37 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import typer  # noqa: E402
+
 from flows import _env  # noqa: E402,F401
-from flows.pipeline import pipeline  # noqa: E402
 
 DEPLOYMENT_NAME = "nightly"
 SCHEDULE_CRON = "0 3 * * *"  # every day at 03:00
 DEFAULT_PARAMETERS = {"set_params": [], "experiment": False, "force": False, "root": str(ROOT)}
 
+app = typer.Typer(add_completion=False, help=__doc__.split("\n\n")[0],
+                  context_settings={"help_option_names": ["-h", "--help"]})
+
+
+@app.command()
+def serve(
+    name: str = typer.Option(DEPLOYMENT_NAME, "--name", help="deployment name"),
+    cron: str = typer.Option(SCHEDULE_CRON, "--cron", help="schedule (cron syntax)"),
+) -> None:
+    """Register the pipeline deployment (gnnrec-pipeline/NAME, on CRON) with the Prefect server and serve it."""
+    if not os.environ.get("PREFECT_API_URL"):
+        typer.echo("gnnrec: set PREFECT_API_URL to a running Prefect server (prefect server start): "
+                   "schedules need one", err=True)
+        raise typer.Exit(code=2)
+    from flows.pipeline import pipeline
+
+    pipeline.serve(name=name, cron=cron, parameters=DEFAULT_PARAMETERS, tags=["gnnrec"],
+                   description="Nightly dvc repro of the gnnrec pipeline")
+
 
 def main() -> None:
-    if not os.environ.get("PREFECT_API_URL"):
-        sys.exit("gnnrec: set PREFECT_API_URL to a running Prefect server (prefect server start): "
-                 "schedules need one")
-    pipeline.serve(name=DEPLOYMENT_NAME, cron=SCHEDULE_CRON, parameters=DEFAULT_PARAMETERS,
-                   tags=["gnnrec"], description="Nightly dvc repro of the gnnrec pipeline")
+    """The command line (``python flows/deploy.py``)."""
+    app(prog_name="python flows/deploy.py")
 
 
 if __name__ == "__main__":

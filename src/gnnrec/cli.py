@@ -63,7 +63,13 @@ def stage(
     if (name == "train") != (model is not None):
         typer.echo("gnnrec: --model is needed for (and only for) the train stage", err=True)
         raise typer.Exit(code=2)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
+    # gnnrec's own progress at INFO; other libraries only from WARNING (Great Expectations logs ~200 INFO
+    # lines while it registers its expectations, some on loggers it sets to INFO itself)
+    handler = logging.StreamHandler()
+    handler.addFilter(lambda r: r.levelno >= logging.WARNING or r.name == "gnnrec" or r.name.startswith("gnnrec."))
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S",
+                        handlers=[handler])
+    logging.getLogger("gnnrec").setLevel(logging.INFO)
 
     try:
         summary = run_stage(name, model=model, root=root)

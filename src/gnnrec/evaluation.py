@@ -1,56 +1,48 @@
-"""Full-ranking evaluation (DESIGN §5), chunked over users.
+"""Full-ranking evaluation, chunked over users.
 
 Every user is scored against **all** items, ``chunk_size`` users at a time, so the ``users × items``
 score matrix is never materialised whole beyond what fits: the chunk is capped to a memory budget
 (:func:`fit_chunk_size`; ``chunk_size=None`` takes as many users as fit, the fastest on a GPU) and, on
 CPU, to a cache-sized block (:func:`cpu_block_rows`); one score buffer serves every chunk. Items in the
-user's ``exclude`` set (training items; training and validation items when evaluating on test) are masked to ``-inf``. The top ``max(ks)`` items are ordered
-by score, **ties broken by item id (lower first)**, deterministically.
+user's ``exclude`` set (training items; training and validation items when evaluating on test) are masked
+to ``-inf``. The top ``max(ks)`` items are ordered by score, **ties broken by item id (lower first)**,
+deterministically.
 
-Metrics, per user with at least one held-out item, then averaged over those users:
+Metrics (:data:`gnnrec.constants.METRIC_NAMES`), per user with at least one held-out item, then averaged
+over those users. With ``T`` the user's held-out items, ``rel_r ∈ {0, 1}`` whether the item at rank ``r``
+(1-based) is in ``T``, and ``hits@K = Σ_{r ≤ K} rel_r``:
 
-- ``recall@K`` = hits in the top K / number of the user's held-out items
-- ``ndcg@K`` = DCG / IDCG with binary gains, ``DCG = Σ_{rank r ≤ K, hit} 1 / log2(r + 1)`` and the
-  ideal DCG over ``min(K, |held-out|)`` hits
-- ``precision@K`` = hits / K
-- ``hitrate@K`` = 1 if any hit in the top K
+- ``recall@K`` = ``hits@K / |T|``
+- ``ndcg@K`` = DCG / IDCG with binary gains, ``DCG = Σ_{r ≤ K} rel_r / log2(r + 1)`` and the ideal DCG
+  over ``min(K, |T|)`` hits
+- ``precision@K`` = ``hits@K / K``
+- ``hitrate@K`` = 1 if ``hits@K > 0``, else 0
+- ``mrr@K`` = ``1 / r₁`` with ``r₁`` the rank of the first hit, 0 when there is none in the top K
+- ``map@K`` = ``(1 / min(|T|, K)) · Σ_{r ≤ K} rel_r · hits@r / r``: the precisions at the ranks of the
+  hits, summed, over the most hits the top K can hold
+
+MRR and MAP are RecBole's definitions (``recbole.evaluator.metrics.MRR`` and ``MAP``; MAP's normaliser is
+the number of held-out items capped at K). Where K exceeds the number of items, the ranking has only
+``n_items`` entries and the sums run over them; precision still divides by K.
 
 Sparse sets are :data:`CSR` pairs ``(indptr [n_users + 1], indices [nnz])`` of long tensors, with the
-column indices of each row sorted and distinct (build them with :func:`csr_from_pairs`); they are moved
-to the embeddings' device. A ``scipy.sparse`` CSR matrix (canonical format) is accepted too.
+column indices of each row sorted and distinct (build them with :func:`gnnrec.graph.csr_from_pairs`); they
+are moved to the embeddings' device. A ``scipy.sparse`` CSR matrix (canonical format) is accepted too.
 """
 
 from __future__ import annotations
 
 from typing import Iterable, Optional, Sequence
 
-import numpy as np
 import torch
 from torch import Tensor
 
-CSR = tuple[Tensor, Tensor]
-METRICS = ("recall", "ndcg", "precision", "hitrate")
-
-
-def csr_from_pairs(n_users: int, n_items: int, users, items) -> CSR:
-    """``(indptr, indices)`` of the binary ``n_users × n_items`` matrix with entries at ``(users, items)``
-    (any number of pair arrays may be concatenated beforehand; duplicates are merged)."""
-    u, i = _long(users), _long(items)
-    keys = torch.unique(u * n_items + i)                                    # sorted by (user, item)
-    counts = torch.bincount(keys // n_items, minlength=n_users)
-    indptr = torch.zeros(n_users + 1, dtype=torch.long, device=keys.device)
-    indptr[1:] = torch.cumsum(counts, 0)
-    return indptr, keys % n_items
-
-
-def _long(values) -> Tensor:
-    if isinstance(values, Tensor):
-        return values.long()
-    return torch.from_numpy(np.array(values, dtype=np.int64).reshape(-1))
+from gnnrec.constants import METRIC_NAMES
+from gnnrec.graph import CSR, as_long_tensor, csr_from_pairs, csr_rows
 
 
 def csr_union(a: CSR, b: CSR, n_items: int) -> CSR:
-    """Entry-wise union of two CSR sets with the same number of rows."""
+    """Entry-wise union of two CSR sets with the same number of rows (columns sorted and distinct)."""
     n_users = len(a[0]) - 1
     ua, ia = csr_to_pairs(a)
     ub, ib = csr_to_pairs(b)
@@ -60,8 +52,7 @@ def csr_union(a: CSR, b: CSR, n_items: int) -> CSR:
 def csr_to_pairs(csr: CSR) -> tuple[Tensor, Tensor]:
     """``(rows [nnz], cols [nnz])`` of a CSR set."""
     indptr, indices = csr
-    rows = torch.repeat_interleave(torch.arange(len(indptr) - 1, device=indptr.device), indptr.diff())
-    return rows, indices
+    return csr_rows(indptr), indices
 
 
 def _gather_rows(csr: CSR, rows: Tensor) -> tuple[Tensor, Tensor]:
@@ -82,7 +73,7 @@ def as_csr(csr) -> CSR:
         csr = csr.tocsr()
         csr.sum_duplicates()
         csr.sort_indices()
-        return _long(csr.indptr), _long(csr.indices)
+        return as_long_tensor(csr.indptr), as_long_tensor(csr.indices)
     return csr[0].long(), csr[1].long()
 
 
@@ -209,9 +200,10 @@ def evaluate_ranking(user_emb: Tensor, item_emb: Tensor, exclude: Optional[CSR],
         ks: cut-offs; chunk_size: users scored at once; users: restrict to these users (default: all).
 
     Returns:
-        ``{"recall@K", "ndcg@K", "precision@K", "hitrate@K"}`` for every K, averaged over the users with
-        at least one held-out item (all 0.0 when there is none). The average is one sum over the
-        per-user values, so the chunk size does not change the result.
+        ``{"<metric>@K"}`` for every metric of :data:`~gnnrec.constants.METRIC_NAMES` (recall, ndcg,
+        precision, hitrate, mrr, map; defined in the module docstring) and every K, ordered by K then
+        metric, averaged over the users with at least one held-out item (all 0.0 when there is none). The
+        average is one sum over the per-user values, so the chunk size does not change the result.
     """
     eval_users, per_user = ranking_metrics_per_user(user_emb, item_emb, exclude, test, ks, chunk_size, users)
     n = len(eval_users)
@@ -232,18 +224,24 @@ def ranking_metrics_per_user(user_emb: Tensor, item_emb: Tensor, exclude: Option
         exclude = _to(exclude, device)
         _check_csr(exclude, n_users, "exclude")
     ks = sorted(int(k) for k in ks)
-    kmax = max(ks)
+    if not ks or ks[0] < 1:
+        raise ValueError(f"ks: cut-offs must be integers >= 1, got {ks}")
+    kmax = ks[-1]
     eval_users = evaluable_users(test, users)
     test_keys = csr_to_pairs(test)[0] * n_items + test[1]                    # sorted: CSR order
     n_test_all = test[0].diff()
     discount = 1.0 / torch.log2(torch.arange(2, kmax + 2, device=device, dtype=torch.float64))  # [kmax]
     ideal = torch.cumsum(discount, 0)                                        # [kmax] IDCG for 1..kmax hits
-    parts: dict[str, list[Tensor]] = {f"{m}@{k}": [] for k in ks for m in METRICS}
+    parts: dict[str, list[Tensor]] = {f"{m}@{k}": [] for k in ks for m in METRIC_NAMES}
     for chunk, ids, _ in _ranked_chunks(user_emb, item_emb, exclude, eval_users, kmax, chunk_size):
         key = chunk[:, None] * n_items + ids                                 # [c, k']
         pos = torch.searchsorted(test_keys, key).clamp_max(len(test_keys) - 1)
         hit = (test_keys[pos] == key).double()                               # [c, k'] (k' = min(kmax, n_items))
         n_test = n_test_all[chunk].double()                                  # [c]
+        ranks = torch.arange(1, hit.shape[1] + 1, device=device, dtype=torch.float64)   # [k'] 1-based ranks
+        first = hit.argmax(1)                                                # [c] 0-based rank of the first hit
+        any_hit = hit.gather(1, first[:, None])[:, 0] > 0                    # [c] (argmax is 0 without a hit)
+        ap_sum = torch.cumsum(hit * (torch.cumsum(hit, 1) / ranks), 1)       # [c, k'] Σ_{r ≤ j} rel_r · P@r
         for k in ks:
             h = hit[:, :k]
             hits = h.sum(1)
@@ -253,6 +251,9 @@ def ranking_metrics_per_user(user_emb: Tensor, item_emb: Tensor, exclude: Option
             parts[f"ndcg@{k}"].append(dcg / idcg)
             parts[f"precision@{k}"].append(hits / k)
             parts[f"hitrate@{k}"].append((hits > 0).double())
+            found = any_hit & (first < k)
+            parts[f"mrr@{k}"].append(torch.where(found, 1.0 / (first + 1).double(), 0.0))
+            parts[f"map@{k}"].append(ap_sum[:, h.shape[1] - 1] / n_test.clamp_max(k))
     empty = torch.zeros(0, dtype=torch.float64, device=device)
     return eval_users, {name: torch.cat(v) if v else empty for name, v in parts.items()}
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 if TYPE_CHECKING:  # pragma: no cover
-    import pandas as pd     # imported where used: the library core (models, training) runs without pandas
+    import pandas as pd  # imported where used: the library core (models, training) runs without pandas
 
 
 @contextlib.contextmanager

@@ -1,4 +1,4 @@
-"""Train / validation / test splits of the interactions (DESIGN §5).
+"""Train / validation / test splits of the interactions (the protocol of docs/protocol.md).
 
 - ``random``: per user, a seeded random share of the user's interactions goes to validation and test
   (the protocol of RecBole and RecBole-GNN);

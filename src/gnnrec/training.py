@@ -1,8 +1,10 @@
-"""The shared BPR training loop: uniform negatives, Adam, early stopping on a validation metric.
+"""The shared training loop of every trainable model: a pluggable loss (BPR by default, or an in-batch
+sampled softmax), negatives from a strategy object (uniform, popularity or hard), Adam, early stopping on
+a validation metric. Models with ``trainable = False`` are fitted in one pass instead.
 
-One epoch is ``ceil(E / batch_size)`` steps over a seeded permutation of the ``E`` training edges. Each
-step draws one negative per edge (vectorised, on the device), propagates the whole graph once and takes
-an Adam step on
+One epoch is ``ceil(E / batch_size)`` steps over a seeded permutation of the ``E`` training edges. With
+BPR each step draws one negative per edge (vectorised, on the device), computes the batch's scores
+(whole-graph models propagate the whole graph once) and takes an Adam step on
 
 .. math::
     \\mathcal{L} = -\\frac{1}{B}\\sum_{(u,i,j)} \\log \\sigma(\\hat y_{ui} - \\hat y_{uj})
@@ -30,13 +32,14 @@ from typing import Any, Callable, Optional
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from gnnrec import checkpointing as checkpoint
 from gnnrec.config import TrainConfig, parse_metric
 from gnnrec.errors import GnnrecError
-from gnnrec.evaluation import CSR, csr_from_pairs, evaluable_users, evaluate_ranking
-from gnnrec.graph import bipartite_adjacency
+from gnnrec.evaluation import CSR, evaluable_users, evaluate_ranking
+from gnnrec.graph import bipartite_adjacency, csr_from_pairs
+from gnnrec.models.base import Recommender
 from gnnrec.sampling import build_negative_sampler
 
 logger = logging.getLogger("gnnrec.train")
@@ -117,7 +120,7 @@ def prepare_adjacency(adj: Tensor, device: torch.device | str = "cpu") -> Tensor
     return adj.to(device)
 
 
-def make_optimizer(model: nn.Module, lr: float) -> torch.optim.Optimizer:
+def make_optimizer(model: Recommender, lr: float) -> torch.optim.Optimizer:
     """Adam; the fused implementation (one pass over the parameters) where the device supports it."""
     params = [p for p in model.parameters() if p.requires_grad]
     try:
@@ -150,22 +153,16 @@ def softmax_loss(user_e: Tensor, item_e: Tensor, temperature: float, items: Opti
     return F.cross_entropy(logits, labels)
 
 
-def batch_loss(model: nn.Module, adj: Optional[Tensor], u: Tensor, i: Tensor, j: Optional[Tensor],
+def batch_loss(model: Recommender, adj: Optional[Tensor], u: Tensor, i: Tensor, j: Optional[Tensor],
                cfg: TrainConfig) -> Tensor:
     """The training loss of one batch: ``train.loss`` plus ``train.l2`` on the batch's ego embeddings.
 
     - ``bpr``: :func:`bpr_loss` of the ``(u, i, j)`` triples (``j``: ``[B]`` sampled negatives);
     - ``softmax``: :func:`softmax_loss` over the ``(u, i)`` pairs with ``train.temperature`` (``j`` is
-      unused: the other positives of the batch are the negatives). Embeddings come from
-      ``model.batch_embeddings(adj, u, i)`` where the model has it, else from ``model.embed``.
+      unused: the other positives of the batch are the negatives), on ``model.batch_embeddings(adj, u, i)``.
     """
-    loss_name = getattr(cfg, "loss", "bpr")
-    if loss_name == "softmax":
-        if hasattr(model, "batch_embeddings"):           # the batch's rows only (LightGCN: fused propagation)
-            user_e, item_e = model.batch_embeddings(adj, u, i)
-        else:
-            user_emb, item_emb = model.embed(adj)
-            user_e, item_e = user_emb[u], item_emb[i]
+    if cfg.loss == "softmax":
+        user_e, item_e = model.batch_embeddings(adj, u, i)     # LightGCN: only the batch's rows, fused
         loss = softmax_loss(user_e, item_e, cfg.temperature, items=i)
         if cfg.l2:
             ego_u, ego_i = model.ego_embeddings(u, i)
@@ -177,7 +174,7 @@ def batch_loss(model: nn.Module, adj: Optional[Tensor], u: Tensor, i: Tensor, j:
 
 
 @torch.no_grad()
-def validation_scores(model: nn.Module, adj: Optional[Tensor], exclude: CSR, target: CSR, ks: list[int],
+def validation_scores(model: Recommender, adj: Optional[Tensor], exclude: CSR, target: CSR, ks: list[int],
                       chunk_size: int) -> dict[str, float]:
     """Metrics of ``model`` ranking ``target`` with ``exclude`` masked."""
     was_training = model.training
@@ -188,7 +185,7 @@ def validation_scores(model: nn.Module, adj: Optional[Tensor], exclude: CSR, tar
     return out
 
 
-def train_model(model: nn.Module, data: InteractionData, cfg: TrainConfig, metric: Optional[str] = None,
+def train_model(model: Recommender, data: InteractionData, cfg: TrainConfig, metric: Optional[str] = None,
                 seed: int = 0, log: Optional[Callable[[dict[str, Any]], None]] = None,
                 chunk_size: int = 1024, adj: Optional[Tensor] = None,
                 checkpoint_path: Optional[str | Path] = None, checkpoint_every: Optional[int] = None) -> TrainResult:
@@ -219,7 +216,7 @@ def train_model(model: nn.Module, data: InteractionData, cfg: TrainConfig, metri
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     try:
-        every = getattr(cfg, "checkpoint_every", 1) if checkpoint_every is None else checkpoint_every
+        every = cfg.checkpoint_every if checkpoint_every is None else checkpoint_every
         return _train(model, data, cfg, metric, k, device, seed, log, chunk_size, adj,
                       Path(checkpoint_path) if checkpoint_path is not None and every else None, every)
     finally:
@@ -227,7 +224,7 @@ def train_model(model: nn.Module, data: InteractionData, cfg: TrainConfig, metri
             torch.set_num_threads(old_threads)
 
 
-def _train(model: nn.Module, data: InteractionData, cfg: TrainConfig, metric: str, k: int,
+def _train(model: Recommender, data: InteractionData, cfg: TrainConfig, metric: str, k: int,
            device: torch.device, seed: int, log: Optional[Callable[[dict[str, Any]], None]],
            chunk_size: int, adj: Optional[Tensor], checkpoint_path: Optional[Path] = None,
            checkpoint_every: int = 1) -> TrainResult:
@@ -245,9 +242,8 @@ def _train(model: nn.Module, data: InteractionData, cfg: TrainConfig, metric: st
             return None
         return validation_scores(model, adj, train_csr, val_csr, [k], chunk_size)[metric]
 
-    if not getattr(model, "trainable", True):
-        if hasattr(model, "fit"):
-            model.fit(data.train_item.to(device))
+    if not model.trainable:
+        model.fit(data)
         result.best_score = score()
         result.stopped = "no_training"
         result.train_seconds = time.perf_counter() - t_start
@@ -261,12 +257,10 @@ def _train(model: nn.Module, data: InteractionData, cfg: TrainConfig, metric: st
     if n_edges == 0:
         raise TrainingError("no training interactions to train on")
     sampler = build_negative_sampler(cfg.negatives, data.n_users, data.n_items, users, items, device=device,
-                                     alpha=getattr(cfg, "negative_alpha", None),
-                                     pool=getattr(cfg, "negative_pool", None))
-    if hasattr(model, "negative_sampler"):                  # e.g. PinSage's hard-negative curriculum
-        sampler = model.negative_sampler(sampler)
-    needs_model = getattr(sampler, "needs_model", False)    # hard negatives are scored by the model
-    in_batch = getattr(cfg, "loss", "bpr") == "softmax"     # the batch's other positives are the negatives
+                                     alpha=cfg.negative_alpha, pool=cfg.negative_pool)
+    sampler = model.negative_sampler(sampler)               # e.g. PinSage's hard-negative curriculum
+    needs_model = sampler.needs_model                       # hard negatives are scored by the model
+    in_batch = cfg.loss == "softmax"                        # the batch's other positives are the negatives
     generator = torch.Generator(device=device)
     generator.manual_seed(seed)
     optimizer = make_optimizer(model, cfg.lr)
@@ -284,8 +278,7 @@ def _train(model: nn.Module, data: InteractionData, cfg: TrainConfig, metric: st
         t_start = time.perf_counter() - resumed["seconds"]              # history seconds stay cumulative
     model.train()
     for epoch in range(start_epoch, cfg.epochs + 1):
-        if hasattr(sampler, "set_epoch"):
-            sampler.set_epoch(epoch)
+        sampler.set_epoch(epoch)
         t_epoch = time.perf_counter()
         perm = torch.randperm(n_edges, generator=generator, device=device)
         total = torch.zeros((), device=device)

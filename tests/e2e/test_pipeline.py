@@ -7,7 +7,13 @@ import json
 import sys
 
 import pytest
+import torch
+from pydantic import Field, StrictInt
+from torch import nn
 
+from gnnrec.config import ModelParams
+from gnnrec.constants import METRIC_NAMES
+from gnnrec.models.base import Recommender
 from tests.conftest import BIN
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -19,8 +25,7 @@ def test_repro_writes_metrics_and_report(tiny_project):
     metrics = json.loads(tiny_project.read("reports/metrics.json"))
     assert sorted(metrics) == sorted(MODELS)
     for model in MODELS:
-        assert sorted(metrics[model]) == sorted(f"{m}@{k}" for m in ("recall", "ndcg", "precision", "hitrate")
-                                                for k in (5, 10))
+        assert sorted(metrics[model]) == sorted(f"{m}@{k}" for m in METRIC_NAMES for k in (5, 10))
         assert all(0.0 <= v <= 1.0 for v in metrics[model].values())
         assert metrics[model]["recall@10"] >= metrics[model]["recall@5"]
     html = tiny_project.read("reports/report.html")
@@ -182,3 +187,62 @@ def test_scheduled_deployment_is_served_and_runs_the_pipeline(tiny_project):
     finally:
         serve.terminate()
         serve.wait(timeout=30)
+
+
+class ToyModel(Recommender):
+    """A user's own model, defined here and named in ``models`` by its import path: MF plus an item bias."""
+
+    class Params(ModelParams):
+        embedding_dim: StrictInt = Field(8, ge=1)
+
+    description = "toy: MF with an item bias (defined in a test module)"
+    traits = "an item bias"
+    graph_model = False
+
+    def __init__(self, n_users: int, n_items: int, embedding_dim: int = 8) -> None:
+        super().__init__(n_users, n_items)
+        self.embedding_dim = embedding_dim
+        self.users = nn.Embedding(n_users, embedding_dim)
+        self.items = nn.Embedding(n_items, embedding_dim)
+        self.bias = nn.Parameter(torch.zeros(n_items))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.normal_(self.users.weight, std=0.1)
+        nn.init.normal_(self.items.weight, std=0.1)
+        nn.init.zeros_(self.bias)
+
+    def embed(self, adj):
+        ones = torch.ones(self.n_users, 1, device=self.bias.device)
+        return torch.cat([self.users.weight, ones], 1), torch.cat([self.items.weight, self.bias[:, None]], 1)
+
+    def forward(self, adj, users, pos, neg):
+        u = self.users(users)
+        return (u * self.items(pos)).sum(-1) + self.bias[pos], (u * self.items(neg)).sum(-1) + self.bias[neg]
+
+    def ego_embeddings(self, users, items):
+        return self.users(users), self.items(items)
+
+
+TOY = "toy"
+
+
+def test_a_users_own_model_runs_through_train_evaluate_and_report_by_its_import_path(tiny_project):
+    """Adding a model needs no change to gnnrec: the class above, named in ``models`` with its import path
+    in its section, trains, is evaluated and appears in the report; the stages' subprocesses import it."""
+    try:
+        tiny_project.set_params({"models": ["mf", TOY],
+                                 TOY: {"model": f"{__name__}:ToyModel", "embedding_dim": 4, "epochs": 3}})
+        tiny_project.dvc("repro")
+        metrics = json.loads(tiny_project.read("reports/metrics.json"))
+        assert set(metrics) == {"mf", TOY}
+        assert set(metrics[TOY]) == {f"{m}@{k}" for k in (5, 10) for m in METRIC_NAMES}
+        summary = json.loads(tiny_project.read(f"reports/train/{TOY}.json"))
+        assert summary["description"] == ToyModel.description and summary["epochs_run"] <= 3
+        assert summary["hyperparameters"]["embedding_dim"] == 4
+        assert summary["n_params"] == 3 * 0 + summary["n_params"] and summary["n_params"] > 0
+        markdown = tiny_project.read("reports/report.md")
+        assert f"| {TOY} |" in markdown and ToyModel.description in markdown
+    finally:
+        tiny_project.run("git", "checkout", "-q", "params.yaml")
+        tiny_project.dvc("checkout", "-q", check=False)

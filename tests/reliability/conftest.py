@@ -20,7 +20,6 @@ import pytest
 import yaml
 
 from tests.conftest import REPO
-
 from tests.reliability import report as report_mod
 from tests.reliability.cases import CASES
 

@@ -19,8 +19,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 #: the order of the groups in the report (others follow, alphabetically)
 GROUP_ORDER = ("csv loader", "validation (csv source)", "movielens-100k", "lastfm-hetrec", "synthetic", "parquet",
-               "lightgcn-format", "params", "bad input under dvc repro", "fuzzing", "crash safety and resume", "determinism",
-               "safe loading", "transient and permanent failures", "concurrency")
+               "lightgcn-format", "params", "bad input under dvc repro", "fuzzing", "crash safety and resume",
+               "determinism", "safe loading", "transient and permanent failures", "concurrency")
 
 
 def _cell(text: str) -> str:

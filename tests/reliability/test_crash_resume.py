@@ -141,7 +141,8 @@ def _write_calls(path: Path) -> list[str]:
             if name != "dump" or to_stream:          # yaml.dump(obj) / json.dumps return text
                 found.append(name)
         if name == "open" and isinstance(node.func, ast.Name):
-            mode = node.args[1] if len(node.args) > 1 else next((k.value for k in node.keywords if k.arg == "mode"), None)
+            mode = (node.args[1] if len(node.args) > 1
+                    else next((k.value for k in node.keywords if k.arg == "mode"), None))
             if isinstance(mode, ast.Constant) and any(c in str(mode.value) for c in "wax+"):
                 found.append("open")
     return found

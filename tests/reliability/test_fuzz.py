@@ -42,8 +42,8 @@ _TMP = Path(tempfile.gettempdir())   # set to the test's tmp_path by test_fuzz
 
 @FUZZ
 @given(body=st.one_of(TEXT.map(lambda t: t.encode("utf-8")), BYTES), header=st.booleans(),
-       sep=st.sampled_from([",", ";", "\t", "|"]), quoting=st.booleans(), encoding=st.sampled_from(["utf-8", "latin-1"]),
-       prefix_header=st.booleans())
+       sep=st.sampled_from([",", ";", "\t", "|"]), quoting=st.booleans(),
+       encoding=st.sampled_from(["utf-8", "latin-1"]), prefix_header=st.booleans())
 def _delimited_reader_loads_or_raises_a_gnnrec_error(body, header, sep, quoting, encoding, prefix_header):
     path = _TMP / "f.csv"
     head = f"a{sep}b\n".encode() if header and prefix_header else b""
@@ -122,7 +122,8 @@ _KEYS = st.sampled_from(["seed", "data", "validate", "split", "graph", "models",
                          "lightgcn", "mf", "popularity", "source", "path", "tabular", "synthetic", "columns", "sep",
                          "epochs", "lr", "k", "ratios", "strict", "user", "n_users", "social", "min_jaccard",
                          "checkpoint_every", "unknown"])
-_TREE = st.recursive(_LEAF, lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(_KEYS, inner, max_size=4)),
+_TREE = st.recursive(_LEAF,
+                     lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(_KEYS, inner, max_size=4)),
                      max_leaves=12)
 
 
@@ -146,7 +147,8 @@ def _params_file_loads_or_raises_a_gnnrec_error(text):
 
 
 FUZZED = {
-    "delimited reader (text and bytes, any separator, quoting, encoding)": _delimited_reader_loads_or_raises_a_gnnrec_error,
+    "delimited reader (text and bytes, any separator, quoting, encoding)":
+        _delimited_reader_loads_or_raises_a_gnnrec_error,
     "csv source (interactions and social files)": _csv_source_loads_or_raises_a_gnnrec_error,
     "parquet source (typed columns and garbage bytes)": _parquet_source_loads_or_raises_a_gnnrec_error,
     "id / number / timestamp parsers of the validate stage": _value_parsers_never_raise,

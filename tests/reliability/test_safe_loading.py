@@ -36,9 +36,9 @@ def _sources():
 def test_no_unsafe_deserialisation_in_the_code(record_case):
     record_case(GROUP, "audit: torch.load / yaml / pickle in src, flows, tasks",
                 "weights_only=True, safe YAML, no pickle", "AST scan")
-    from gnnrec import config
+    from gnnrec.config import loading
 
-    loader = getattr(config, "_SafeUniqueKeyLoader", None) or config._safe_unique_key_loader()
+    loader = loading._safe_unique_key_loader()
     assert issubclass(loader, yaml.SafeLoader)
     problems = []
     for path in _sources():
@@ -67,8 +67,8 @@ def test_no_unsafe_deserialisation_in_the_code(record_case):
                     isinstance(loader, ast.Call) and getattr(loader.func, "id", "") == "_safe_unique_key_loader")
                 if name != "load" or not safe:
                     problems.append(f"{rel}:{node.lineno}: yaml.{name} without the safe loader")
-            if name == "read_pickle" or (isinstance(func, ast.Name) and name in ("eval", "exec")) or (name == "load" and owner in ("np", "numpy")
-                                                             and "allow_pickle" in kwargs):
+            if (name == "read_pickle" or (isinstance(func, ast.Name) and name in ("eval", "exec"))
+                    or (name == "load" and owner in ("np", "numpy") and "allow_pickle" in kwargs)):
                 problems.append(f"{rel}:{node.lineno}: {name}")
     assert not problems, problems
 

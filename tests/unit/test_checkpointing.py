@@ -8,7 +8,7 @@ import torch
 
 from gnnrec import checkpointing
 from gnnrec.io import load_torch
-from gnnrec.models import LightGCN, MF
+from gnnrec.models import MF, LightGCN
 from gnnrec.training import train_model
 from tests.unit.test_training import cfg, planted
 

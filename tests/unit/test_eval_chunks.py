@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import torch
 
-from gnnrec.evaluation import (BYTES_PER_SCORE, CPU_MIN_CHUNK, CPU_SCORE_BLOCK, HOST_CHUNK_BUDGET, cpu_block_rows,
-                                csr_from_pairs, evaluate_ranking, fit_chunk_size, top_k_items)
+from gnnrec.evaluation import (
+    BYTES_PER_SCORE,
+    CPU_MIN_CHUNK,
+    CPU_SCORE_BLOCK,
+    HOST_CHUNK_BUDGET,
+    cpu_block_rows,
+    evaluate_ranking,
+    fit_chunk_size,
+    top_k_items,
+)
+from gnnrec.graph import csr_from_pairs
 
 
 def test_chunk_is_capped_by_the_memory_budget():

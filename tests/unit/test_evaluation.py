@@ -1,4 +1,5 @@
-"""Full-ranking evaluator: metrics against hand-computed values, masking, ties, chunking."""
+"""Full-ranking evaluator: metrics (recall, NDCG, precision, hit rate, MRR, MAP) against hand-computed values,
+masking, ties, chunking."""
 
 from __future__ import annotations
 
@@ -10,8 +11,17 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gnnrec.evaluation import (csr_from_pairs, csr_to_pairs, csr_union, evaluable_users, evaluate_ranking,
-                               top_k_items, topk_tiebreak)
+from gnnrec.constants import METRIC_NAMES
+from gnnrec.evaluation import (
+    csr_to_pairs,
+    csr_union,
+    evaluable_users,
+    evaluate_ranking,
+    ranking_metrics_per_user,
+    top_k_items,
+    topk_tiebreak,
+)
+from gnnrec.graph import csr_from_pairs
 
 
 def as_embeddings(scores: list[list[float]]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -47,7 +57,82 @@ def test_metrics_match_hand_computation():
     ndcg0 = (1 / math.log2(2) + 1 / math.log2(4)) / (1 / math.log2(2) + 1 / math.log2(3))
     ndcg1 = (1 / math.log2(3)) / (1 / math.log2(2))
     assert m["ndcg@3"] == pytest.approx((ndcg0 + ndcg1) / 2)
-    assert set(m) == {f"{name}@{k}" for k in (2, 3) for name in ("recall", "ndcg", "precision", "hitrate")}
+    # MRR: user 0's first hit at rank 1, user 1's at rank 2 (both within K = 2 and K = 3)
+    assert m["mrr@2"] == m["mrr@3"] == pytest.approx((1 / 1 + 1 / 2) / 2)
+    # MAP@2: user 0: P@1 = 1 at its hit, over min(|T| = 2, 2); user 1: P@2 = 1/2, over min(1, 2)
+    assert m["map@2"] == pytest.approx((1 / 2 + (1 / 2) / 1) / 2)
+    # MAP@3: user 0 adds its hit at rank 3 (P@3 = 2/3), over min(2, 3) = 2
+    assert m["map@3"] == pytest.approx(((1 + 2 / 3) / 2 + (1 / 2) / 1) / 2)
+    assert list(m) == [f"{name}@{k}" for k in (2, 3) for name in METRIC_NAMES]
+    assert METRIC_NAMES == ("recall", "ndcg", "precision", "hitrate", "mrr", "map")
+
+
+# one user per row, 7 items; every user ranks the items 0 > 1 > ... > 6 (rank r = item r - 1), except where
+# scores tie (then by item id)
+DESCENDING = [1.0 - i / 10 for i in range(7)]
+RANK_SCORES = [DESCENDING,                                   # user 0: test {1, 3, 6} -> hits at ranks 2, 4, 7
+               DESCENDING,                                   # user 1: test {2} -> hit at rank 3
+               DESCENDING,                                   # user 2: test {0, 1} -> hits at ranks 1, 2
+               DESCENDING,                                   # user 3: test {5} -> hit at rank 6 (outside K = 5)
+               [0.9, 0.5, 0.5, 0.5, 0.5, 0.1, 0.0]]          # user 4: ties 1-4; test {3, 5} -> ranks 4 and 6
+RANK_TEST = csr_from_pairs(5, 7, [0, 0, 0, 1, 2, 2, 3, 4, 4], [1, 3, 6, 2, 0, 1, 5, 3, 5])
+
+
+def test_mrr_and_map_match_hand_computation():
+    ue, ie = as_embeddings(RANK_SCORES)
+    users, per_user = ranking_metrics_per_user(ue, ie, None, RANK_TEST, ks=[1, 2, 5, 7])
+    assert users.tolist() == [0, 1, 2, 3, 4]
+    expected = {
+        # MRR@K = 1 / rank of the first hit within the top K (0 without one)
+        "mrr@1": [0, 0, 1, 0, 0],
+        "mrr@2": [1 / 2, 0, 1, 0, 0],
+        "mrr@5": [1 / 2, 1 / 3, 1, 0, 1 / 4],
+        "mrr@7": [1 / 2, 1 / 3, 1, 1 / 6, 1 / 4],
+        # MAP@K = sum of P@r over the hit ranks r <= K, divided by min(|T|, K)
+        "map@1": [0, 0, 1 / 1, 0, 0],                      # user 2: P@1 = 1, over min(2, 1) = 1
+        "map@2": [(1 / 2) / 2, 0, (1 + 2 / 2) / 2, 0, 0],  # user 0: 3 test items, over min(3, 2) = 2
+        "map@5": [(1 / 2 + 2 / 4) / 3,                     # user 0: hits at ranks 2 and 4 of K = 5, 3 test items
+                  (1 / 3) / 1,                             # user 1: fewer test items (1) than K
+                  (1 + 2 / 2) / 2,                         # user 2: both test items on top -> 1
+                  0,                                       # user 3: its hit is at rank 6
+                  (1 / 4) / 2],                            # user 4: tie broken by id -> item 3 at rank 4
+        "map@7": [(1 / 2 + 2 / 4 + 3 / 7) / 3, (1 / 3) / 1, (1 + 2 / 2) / 2, (1 / 6) / 1, (1 / 4 + 2 / 6) / 2],
+    }
+    for key, values in expected.items():
+        assert per_user[key].tolist() == pytest.approx(values, abs=1e-15), key
+    m = evaluate_ranking(ue, ie, None, RANK_TEST, ks=[5])
+    assert m["mrr@5"] == pytest.approx((1 / 2 + 1 / 3 + 1 + 0 + 1 / 4) / 5)
+    assert m["map@5"] == pytest.approx(((1 / 2 + 2 / 4) / 3 + 1 / 3 + 1 + 0 + (1 / 4) / 2) / 5)
+
+
+def test_mrr_and_map_rank_after_masking_and_ties():
+    # every score tied: the ranking is by item id; masking item 0 moves every item up one rank
+    ue, ie = as_embeddings([[0.5] * 6])
+    test = csr_from_pairs(1, 6, [0, 0], [2, 4])
+    m = evaluate_ranking(ue, ie, None, test, ks=[5])
+    assert m["mrr@5"] == pytest.approx(1 / 3)                       # ranking [0, 1, 2, ...]: first hit at 3
+    assert m["map@5"] == pytest.approx((1 / 3 + 2 / 5) / 2)
+    masked = evaluate_ranking(ue, ie, csr_from_pairs(1, 6, [0], [0]), test, ks=[5])
+    assert masked["mrr@5"] == pytest.approx(1 / 2)                  # ranking [1, 2, 3, ...]: hits at 2 and 4
+    assert masked["map@5"] == pytest.approx((1 / 2 + 2 / 4) / 2)
+
+
+def test_mrr_and_map_do_not_depend_on_the_chunk_size():
+    ue, ie = as_embeddings(RANK_SCORES)
+    ref_users, ref = ranking_metrics_per_user(ue, ie, None, RANK_TEST, ks=[1, 3, 5], chunk_size=1024)
+    for chunk in (1, 2, 3):
+        users, got = ranking_metrics_per_user(ue, ie, None, RANK_TEST, ks=[1, 3, 5], chunk_size=chunk)
+        assert torch.equal(users, ref_users)
+        for key in ref:
+            assert torch.equal(got[key], ref[key]), (chunk, key)
+        assert evaluate_ranking(ue, ie, None, RANK_TEST, ks=[1, 3, 5], chunk_size=chunk) == \
+            evaluate_ranking(ue, ie, None, RANK_TEST, ks=[1, 3, 5], chunk_size=1024)
+
+
+def test_cut_offs_must_be_positive():
+    ue, ie = as_embeddings(SCORES)
+    with pytest.raises(ValueError, match="cut-offs"):
+        evaluate_ranking(ue, ie, TRAIN, TEST, ks=[0, 5])
 
 
 def test_training_items_are_masked():
@@ -129,7 +214,7 @@ def test_chunk_size_does_not_change_results():
 
 
 def test_metrics_against_brute_force_reference():
-    """A straightforward per-user Python implementation of DESIGN §5 agrees on random data."""
+    """A straightforward per-user Python implementation of every metric agrees on random data."""
     g = torch.Generator().manual_seed(1)
     n_users, n_items, ks = 20, 30, [3, 10]
     ue, ie = torch.randn(n_users, 4, generator=g), torch.randn(n_items, 4, generator=g)
@@ -141,7 +226,7 @@ def test_metrics_against_brute_force_reference():
     test = csr_from_pairs(n_users, n_items, *_pairs(test_sets))
     got = evaluate_ranking(ue, ie, train, test, ks=ks, chunk_size=6)
     scores = (ue @ ie.t()).numpy()
-    sums = {f"{m}@{k}": 0.0 for k in ks for m in ("recall", "ndcg", "precision", "hitrate")}
+    sums = {f"{m}@{k}": 0.0 for k in ks for m in METRIC_NAMES}
     n = 0
     for u in range(n_users):
         if not test_sets[u]:
@@ -156,6 +241,9 @@ def test_metrics_against_brute_force_reference():
             sums[f"ndcg@{k}"] += dcg / idcg
             sums[f"precision@{k}"] += sum(hits) / k
             sums[f"hitrate@{k}"] += float(sum(hits) > 0)
+            sums[f"mrr@{k}"] += next((1 / (r + 1) for r, h in enumerate(hits) if h), 0.0)
+            sums[f"map@{k}"] += sum(sum(hits[:r + 1]) / (r + 1) for r, h in enumerate(hits) if h) \
+                / min(k, len(test_sets[u]))
     for key, total in sums.items():
         assert got[key] == pytest.approx(total / n, abs=1e-9), key
 
@@ -166,6 +254,8 @@ def test_k_larger_than_the_catalogue():
     assert m["recall@5"] == 1.0
     assert m["precision@5"] == pytest.approx(1 / 5)
     assert m["ndcg@5"] == pytest.approx(1 / math.log2(4))
+    assert m["mrr@5"] == pytest.approx(1 / 3)
+    assert m["map@5"] == pytest.approx((1 / 3) / 1)                 # over min(|T| = 1, 5)
 
 
 def test_csr_helpers_merge_duplicates_and_union():

@@ -306,11 +306,40 @@ def test_ingest_writes_tables_and_manifest(lastfm_dir: Path, tmp_path: Path) -> 
                                                      "social.parquet"]
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["source"] == "lastfm-hetrec"
-    assert manifest["tables"]["social"] == {"file": str((lastfm_dir / "user_friends.dat").resolve()), "rows": 2}
+    assert manifest["tables"]["social"] == {"file": str((lastfm_dir / "user_friends.dat").resolve()), "rows": 2,
+                                            "columns": {"src": "userID", "dst": "friendID"}}
+    assert manifest["tables"]["interactions"]["columns"] == {"user": "userID", "item": "artistID", "rating": "weight"}
     assert os.path.isabs(manifest["tables"]["interactions"]["file"]) and os.path.isabs(manifest["path"])
     inter = pd.read_parquet(out / "interactions.parquet")
     assert inter["user"].tolist() == ["2", "2", "3"] and inter["row"].dtype == np.int64
     assert inter["user"].dtype == "str"
+
+
+def test_ingest_manifest_records_the_source_header_names_for_validation_messages(tmp_path: Path) -> None:
+    """Defect: validation named columns by their internal names (``user``) because ingest kept no record of
+    the file's header (``uid``); the manifest now maps each table column to its source column, and the
+    parquet tables keep their internal column names."""
+    data = tmp_path / "data"
+    write(data / "ratings.csv", "uid,iid\n1,10\n2,11\n")
+    write(data / "trust.csv", "a,b\n1,2\n")
+    write(data / "titles.csv", "iid,genre\n10,rock\n")
+    params = csv_params(data, interactions="ratings.csv", social="trust.csv", items="titles.csv",
+                        columns={"user": "uid", "item": "iid"}, social_columns={"src": "a", "dst": "b"},
+                        item_columns={"item": "iid", "name": None})
+    paths = Paths(tmp_path / "project")
+    ingest.run(params, paths)
+    manifest = json.loads((paths.ingest / "manifest.json").read_text())
+    assert {name: entry["columns"] for name, entry in manifest["tables"].items()} == {
+        "interactions": {"user": "uid", "item": "iid"}, "social": {"src": "a", "dst": "b"}, "items": {"item": "iid"}}
+    assert list(pd.read_parquet(paths.ingest / "interactions.parquet").columns) == ["user", "item", "row"]
+    assert list(pd.read_parquet(paths.ingest / "items.parquet").columns) == ["item", "name", "row"]
+
+
+def test_every_loader_names_its_source_columns(movielens_dir: Path, lastfm_dir: Path) -> None:
+    assert load_source(make_params("movielens-100k", movielens_dir)).columns["items"] == {"item": "movie_id",
+                                                                                         "name": "title"}
+    assert load_source(make_params("lastfm-hetrec", lastfm_dir)).columns["social"] == {"src": "userID",
+                                                                                      "dst": "friendID"}
 
 
 def test_ingest_writes_an_empty_social_table_and_a_null_manifest_entry(movielens_dir: Path, tmp_path: Path) -> None:

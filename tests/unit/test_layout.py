@@ -40,3 +40,10 @@ def test_top_level_layout_exists():
                  "Makefile", "README.md", ".ci/run"):
         assert (REPO / name).exists(), name
     assert "make test" in (REPO / ".ci" / "run").read_text()
+
+
+def test_no_library_module_over_400_lines():
+    """Modules split by job: each aims at ~300 lines and none may grow past 400."""
+    sizes = {p.relative_to(REPO).as_posix(): len(p.read_text(encoding="utf-8").splitlines())
+             for p in (REPO / "src" / "gnnrec").rglob("*.py")}
+    assert not {p: n for p, n in sizes.items() if n > 400}, sorted(sizes.items(), key=lambda kv: -kv[1])[:5]

@@ -18,10 +18,22 @@ import torch
 
 from gnnrec.config import TrainConfig, params_from_dict
 from gnnrec.errors import GnnrecError
-from gnnrec.evaluation import csr_from_pairs, csr_union, evaluate_ranking
-from gnnrec.graph import bipartite_adjacency
-from gnnrec.models import (GAT, GCN, MODELS, NGCF, GraphInputError, GraphSAGE, PinSage, SocialGNN, build_model,
-                           checkpoint, model_from_checkpoint, prepare_model)
+from gnnrec.evaluation import csr_union, evaluate_ranking
+from gnnrec.graph import bipartite_adjacency, csr_from_pairs
+from gnnrec.models import (
+    BUILTIN,
+    GAT,
+    GCN,
+    NGCF,
+    GraphInputError,
+    GraphSAGE,
+    PinSage,
+    SocialGNN,
+    build_model,
+    checkpoint,
+    model_class,
+    model_from_checkpoint,
+)
 from gnnrec.models.common import SymmetricEdgeDropout, combine_layers
 from gnnrec.training import InteractionData, prepare_adjacency, train_model
 
@@ -82,7 +94,7 @@ def world():
 def make(case: str, graph: dict, seed: int = 0, dim: int = 16, **extra) -> torch.nn.Module:
     torch.manual_seed(seed)
     kwargs = {"n_users": graph["n_users"], "n_items": graph["n_items"], "embedding_dim": dim, **SMALL[case], **extra}
-    return prepare_model(build_model(model_name(case), **kwargs), graph)
+    return build_model(model_name(case), **kwargs).prepare(graph)
 
 
 def batch(n: int = 6):
@@ -92,7 +104,7 @@ def batch(n: int = 6):
 
 
 def test_every_registered_model_is_covered():
-    assert set(MODELS) == {model_name(c) for c in SMALL} | {"popularity"}
+    assert set(BUILTIN) == {model_name(c) for c in SMALL} | {"popularity"}
 
 
 # ------------------------------------------------------------------------------------ contract
@@ -230,17 +242,33 @@ def test_symmetric_edge_dropout_keeps_the_adjacency_symmetric(world):
 def test_layer_combinations():
     layers = [torch.ones(2, 3), 3 * torch.ones(2, 3)]
     assert combine_layers(layers, "mean").tolist() == [[2.0] * 3] * 2
-    assert combine_layers(layers, "concat").shape == (2, 6)
+    assert combine_layers(layers, "concat").tolist() == [[1.0] * 3 + [3.0] * 3] * 2      # layer 0 first
     assert combine_layers(layers, "last").tolist() == [[3.0] * 3] * 2
 
 
 def test_residual_connections_add_the_layer_input(world):
+    """GCN with ``residual``: h_{k+1} = f_k(h_k) + h_k, where f_k is the plain layer (ReLU on hidden layers):
+    checked against a dense re-computation from the model's own weights, next to the plain model."""
     _, _, graph, adj = world
-    plain = make("gcn", graph, layer_combination="last")
-    res = make("gcn", graph, layer_combination="last", residual=True)
+    plain = make("gcn", graph, layer_combination="last").eval()
+    res = make("gcn", graph, layer_combination="last", residual=True).eval()
+    dense = (adj.to_dense() != 0).float()                                         # A (adj is normalised)
+    a_tilde = dense + torch.eye(dense.shape[0])                                   # A + I
+    d = a_tilde.sum(1).rsqrt()
+    a_hat = d[:, None] * a_tilde * d[None, :]                                     # D~^-1/2 (A + I) D~^-1/2
+
+    def reference(model, residual):
+        x = model.embedding.weight
+        for k, lin in enumerate(model.lins):
+            h = a_hat @ lin(x)
+            h = torch.relu(h) if k < model.num_layers - 1 else h
+            x = h + x if residual else h
+        return x
+
     with torch.no_grad():
-        diff = res.eval().propagate(adj) - plain.eval().propagate(adj)
-    assert diff.abs().sum() > 0                         # same weights (same seed), the residual path differs
+        torch.testing.assert_close(res.propagate(adj), reference(res, True), rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(plain.propagate(adj), reference(plain, False), rtol=1e-4, atol=1e-5)
+        assert not torch.allclose(res.propagate(adj), plain.propagate(adj))     # same weights, other output
 
 
 def test_gat_attention_is_over_neighbours_and_self(world):
@@ -262,10 +290,28 @@ def test_graphsage_blocks_match_full_inference_when_fanout_covers_the_graph(worl
     with torch.no_grad():
         pos, _ = model(adj, u, p, n)
         ue, ie = model.embed(adj)
-    if aggregator == "lstm":                                       # order-dependent: shapes only
+    if aggregator == "lstm":                                       # order-dependent: checked below
         assert pos.shape == (6,)
     else:
         torch.testing.assert_close(pos, (ue[u] * ie[p]).sum(-1), rtol=1e-4, atol=1e-5)
+
+
+def test_graphsage_lstm_aggregates_the_last_state_of_the_unmasked_neighbours():
+    """The LSTM aggregator is the LSTM's last hidden state over each node's unmasked (left-aligned)
+    neighbours; a node without neighbours aggregates to zeros."""
+    from gnnrec.models.graphsage import SAGELayer
+
+    torch.manual_seed(0)
+    layer = SAGELayer(4, "lstm").eval()
+    neigh = torch.randn(3, 3, 4)                                              # [n, f, d]
+    mask = torch.tensor([[True, True, True], [True, False, False], [False, False, False]])
+    with torch.no_grad():
+        out = layer.aggregate(neigh, mask)
+        full, _ = layer.lstm(neigh[0:1])                                      # all three neighbours
+        one, _ = layer.lstm(neigh[1:2, :1])                                   # the first neighbour only
+    torch.testing.assert_close(out[0], full[0, -1])
+    torch.testing.assert_close(out[1], one[0, -1])
+    assert out[2].tolist() == [0.0] * 4
 
 
 def test_graphsage_minibatch_touches_only_the_receptive_field(world):
@@ -315,10 +361,11 @@ def test_social_without_ties_is_a_clear_error(world):
 
 
 def test_social_stage_without_ties_fails_before_training_naming_models_and_dataset(tmp_path, world):
+    import pandas as pd
+
     from gnnrec.io import save_torch, write_parquet
     from gnnrec.paths import Paths
     from gnnrec.stages import train as train_stage
-    import pandas as pd
 
     data, _, graph, _ = world
     paths = Paths(tmp_path)
@@ -326,7 +373,8 @@ def test_social_stage_without_ties_fails_before_training_naming_models_and_datas
                                  social_dst=torch.zeros(0, dtype=torch.long)))
     write_parquet(paths.split / "val.parquet", pd.DataFrame(
         {"user_id": data.val_user.numpy(), "item_id": data.val_item.numpy(),
-         "weight": np.ones(len(data.val_user), np.float32), "timestamp": pd.array([None] * len(data.val_user), "Int64")}))
+         "weight": np.ones(len(data.val_user), np.float32),
+         "timestamp": pd.array([None] * len(data.val_user), "Int64")}))
     params = params_from_dict({"models": ["social"], "data": {"source": "movielens-100k", "path": "data/ml"}})
     with pytest.raises(GraphInputError) as info:
         train_stage.run(params, paths, "social")
@@ -356,13 +404,12 @@ def test_sampled_model_without_prepare_says_so():
 
 # ---------------------------------------------------------------------------------------- params
 def test_every_model_section_builds_its_model_with_the_defaults():
-    from gnnrec.config import MODEL_PARAMS
     from gnnrec.stages.train import model_kwargs
 
-    params = params_from_dict({"models": list(MODEL_PARAMS)})
-    for name in MODEL_PARAMS:
+    params = params_from_dict({"models": list(BUILTIN)})
+    for name in BUILTIN:
         model = build_model(name, **model_kwargs(params, name, 5, 7))
-        assert type(model) is MODELS[name]
+        assert type(model) is model_class(name)
 
 
 @pytest.mark.parametrize("raw, key", [
@@ -394,7 +441,7 @@ def test_training_with_each_negative_strategy_learns(world, negatives):
 
 
 def test_report_says_which_graph_model_does_not_beat_mf_and_why():
-    from gnnrec.reporting.render import baseline_notes
+    from gnnrec.reporting.insights import baseline_notes
 
     metrics = {"mf": {"ndcg@10": 0.13, "ndcg@20": 0.15}, "popularity": {"ndcg@10": 0.05},
                "lightgcn": {"ndcg@10": 0.19}, "gat": {"ndcg@10": 0.12}, "graphsage": {"ndcg@10": 0.11}}
@@ -404,8 +451,32 @@ def test_report_says_which_graph_model_does_not_beat_mf_and_why():
     assert len(notes) == 2                                   # popularity is not a graph model; lightgcn beats MF
     assert notes[0].startswith("gat does not beat MF-BPR on test NDCG@10 (0.1200 vs 0.1300)")
     assert "still improving" in notes[0] and "larger train.max_seconds" in notes[0]
-    assert "stopped improving at epoch 35 (10 more epochs" in notes[1] and "early stopping ended it at epoch 45" in notes[1]
+    assert "stopped improving at epoch 35 (10 more epochs" in notes[1]
+    assert "early stopping ended it at epoch 45" in notes[1]
     assert "sampled, fixed-size neighbourhoods" in notes[1]
     plateau = baseline_notes(metrics, [{"model": "gat", "best_epoch": 29, "epochs_run": 37, "stopped": "max_seconds"}])
     assert "before its time budget ended it at epoch 37" in plateau[0] and "would not close the gap" in plateau[0]
     assert baseline_notes({"gat": {"ndcg@10": 0.1}}, training) == []          # no MF: nothing to say
+
+
+def test_sage_layer_mean_equals_pyg_sageconv_with_the_same_weights():
+    """What benchmarks/sage_layer.py compares is one computation: the own dense-block layer (mean) and PyG's
+    SAGEConv on the block's edge_index give the same output with the same weights (masked slots ignored)."""
+    from torch_geometric.nn import SAGEConv
+
+    from gnnrec.models.graphsage import SAGELayer
+    from gnnrec.sampling.neighbors import Block
+
+    torch.manual_seed(0)
+    d = 4
+    ours = SAGELayer(d, "mean")
+    conv = SAGEConv(d, d, aggr="mean", root_weight=True)
+    with torch.no_grad():
+        conv.lin_r.weight.copy_(ours.lin.weight[:, :d])             # W · [h_v ‖ mean] = W_r h_v + W_l mean + b
+        conv.lin_l.weight.copy_(ours.lin.weight[:, d:])
+        conv.lin_l.bias.copy_(ours.lin.bias)
+    block = Block(src_nodes=torch.arange(6), n_dst=3, nbr=torch.tensor([[3, 4, 5], [3, 0, 0], [0, 0, 0]]),
+                  mask=torch.tensor([[True, True, True], [True, False, False], [False, False, False]]))
+    x = torch.randn(6, d)
+    expected = conv((x, x[:3]), block.edge_index(), size=(6, 3))
+    torch.testing.assert_close(ours(x[:3], x[block.nbr], block.mask), expected)

@@ -9,11 +9,17 @@ import pytest
 import torch
 
 from gnnrec.errors import ParamsError
-from gnnrec.evaluation import csr_from_pairs, top_k_items
-from gnnrec.graph import bipartite_adjacency
-from gnnrec.models import MF, MODELS, LightGCN, Popularity, build_model, checkpoint, model_from_checkpoint
-from gnnrec.models.lightgcn import symmetric_spmm
+from gnnrec.evaluation import top_k_items
+from gnnrec.graph import bipartite_adjacency, csr_from_pairs, symmetric_spmm
+from gnnrec.models import BUILTIN, MF, LightGCN, Popularity, build_model, checkpoint, model_from_checkpoint
 from gnnrec.training import prepare_adjacency
+
+
+class _Edges:
+    """The training edges a one-pass fit reads (only the item ids matter to popularity)."""
+
+    def __init__(self, items):
+        self.train_item = torch.as_tensor(items)
 
 # 3 users x 4 items, hand-built: user 0 -> items 0, 1; user 1 -> items 1, 2; user 2 -> items 0, 2, 3
 USERS = np.array([0, 0, 1, 1, 2, 2, 2])
@@ -160,7 +166,7 @@ def test_mf_scores_are_dot_products_and_ignore_the_graph(adj):
 def test_popularity_ranks_by_training_count_with_ties_by_item_id():
     # counts: item 0 -> 2, item 1 -> 3, item 2 -> 2, item 3 -> 0, item 4 -> 3
     items = torch.tensor([0, 0, 1, 1, 1, 2, 2, 4, 4, 4])
-    model = Popularity(n_users=2, n_items=5).fit(items)
+    model = Popularity(n_users=2, n_items=5).fit(_Edges(items))
     assert model.trainable is False
     assert list(model.parameters()) == []
     torch.testing.assert_close(model.counts, torch.tensor([2.0, 3.0, 2.0, 0.0, 3.0]))
@@ -178,7 +184,7 @@ def test_popularity_ranks_by_training_count_with_ties_by_item_id():
 
 
 def test_popularity_counts_survive_a_checkpoint():
-    model = Popularity(3, 4).fit(torch.tensor([3, 3, 1]))
+    model = Popularity(3, 4).fit(_Edges(torch.tensor([3, 3, 1])))
     restored = _roundtrip(checkpoint("popularity", {"n_users": 3, "n_items": 4}, model))
     torch.testing.assert_close(restored.counts, torch.tensor([0.0, 1.0, 0.0, 2.0]))
 
@@ -203,7 +209,7 @@ def test_initialisation_is_seeded_and_reset_parameters_redraws():
 
 
 def test_registry_and_checkpoint_roundtrip(adj):
-    assert {"lightgcn", "mf", "popularity"} <= set(MODELS)      # the model zoo: tests/unit/test_model_zoo.py
+    assert {"lightgcn", "mf", "popularity"} <= set(BUILTIN)      # the model zoo: tests/unit/test_model_zoo.py
     with pytest.raises(ParamsError, match="models"):
         build_model("no-such-model", n_users=1, n_items=1)
     kwargs = {"n_users": N_USERS, "n_items": N_ITEMS, "embedding_dim": 4, "num_layers": 2}

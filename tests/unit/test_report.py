@@ -1,6 +1,8 @@
-"""The report stage: self-contained HTML, Markdown, figures, escaping, tolerance of optional inputs.
+"""The report stage: self-contained HTML, Markdown, figures, escaping, tolerance of optional inputs, and
+the content each section must show (metrics per model, baseline notes, example recommendations,
+validation counts, parameters and provenance).
 
-A complete set of stage outputs following docs/contracts.md is built in ``tmp_path`` by ``make_inputs``.
+A complete set of stage outputs is built in ``tmp_path`` by ``make_inputs``.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import markupsafe
 import numpy as np
 import pandas as pd
 import pytest
@@ -19,8 +22,10 @@ import pytest
 from gnnrec.config import params_from_dict
 from gnnrec.paths import Paths
 from gnnrec.reporting import figures, provenance
-from gnnrec.reporting.render import (build_context, md_escape, metrics_table_rows, render_html,
-                                     render_markdown, render_summary_markdown)
+from gnnrec.reporting.context import build_context, metrics_table
+from gnnrec.reporting.formatting import md_escape, metric_label
+from gnnrec.reporting.insights import is_graph_model, model_traits
+from gnnrec.reporting.render import metrics_table_rows, render_html, render_markdown, render_summary_markdown
 from gnnrec.stages import report as report_stage
 
 SCRIPT_NAME = "<script>alert(1)</script>"
@@ -38,6 +43,18 @@ METRICS = {
     "popularity": {"recall@10": 0.1234, "ndcg@10": 0.0987, "precision@10": 0.0301, "hitrate@10": 0.6543,
                    "recall@20": 0.2001, "ndcg@20": 0.1102, "precision@20": 0.0250, "hitrate@20": 0.4001},
 }
+
+# The test-metrics table in Markdown (report.md and the run summary): best value per column in bold, then the
+# cost columns (training time, parameters, best epoch of epochs run; "—" where nothing was trained).
+MD_METRICS_TABLE = """\
+| Model | Recall@10 | NDCG@10 | Precision@10 | HitRate@10 | Recall@20 | NDCG@20 | Precision@20 | HitRate@20 \
+| Training time | Parameters | Best epoch |
+|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
+| lightgcn | **0.4321** | **0.3111** | **0.0812** | 0.6001 | **0.5555** | 0.3456 | 0.0601 | **0.7777** | 1.50 s | 248 \
+| 3 of 5 |
+| mf | 0.4012 | 0.3005 | 0.0799 | 0.5902 | 0.5432 | **0.3589** | **0.0644** | 0.7001 | 1.50 s | 248 | 3 of 5 |
+| popularity | 0.1234 | 0.0987 | 0.0301 | **0.6543** | 0.2001 | 0.1102 | 0.0250 | 0.4001 | — | 0 | — |
+"""
 
 
 def item_name(i: int):
@@ -332,14 +349,8 @@ def test_timings_listed_without_the_report_stage(context, html):
 
 # -------------------------------------------------------------------------------- Markdown
 def test_markdown_metrics_table_and_escaping(markdown):
-    header = ("| Model | Recall@10 | NDCG@10 | Precision@10 | HitRate@10 | Recall@20 | NDCG@20 | Precision@20 "
-              "| HitRate@20 | Training time | Parameters | Best epoch |")
-    assert header in markdown
-    assert ("| lightgcn | **0.4321** | **0.3111** | **0.0812** | 0.6001 | **0.5555** | 0.3456 | 0.0601 "
-            "| **0.7777** | 1.50 s | 248 | 3 of 5 |") in markdown
-    assert ("| mf | 0.4012 | 0.3005 | 0.0799 | 0.5902 | 0.5432 | **0.3589** | **0.0644** | 0.7001 "
-            "| 1.50 s | 248 | 3 of 5 |") in markdown
-    assert "| popularity | 0.1234 | 0.0987 | 0.0301 | **0.6543** |" in markdown and "| — | 0 | — |" in markdown
+    # every model's row, in the configured order, with its formatted metrics and costs
+    assert "Best value per column in bold.\n\n" + MD_METRICS_TABLE + "\n" in markdown
     # item names in the examples: '|' escaped, no raw tag, hits marked
     assert "Left \\| Right" in markdown and "Left | Right" not in markdown
     assert SCRIPT_NAME not in markdown
@@ -360,16 +371,139 @@ def test_md_escape():
     assert md_escape(None) == ""
 
 
-def test_summary_markdown_and_metrics_table_rows(context):
+def test_summary_markdown_and_metrics_table_rows(context, paths):
     summary = render_summary_markdown(context)
-    assert summary.startswith("# gnnrec run summary")
-    assert "**Best model:** mf (NDCG@20 = 0.3589 on the test split)" in summary  # early_stop metric: ndcg@20
-    assert "6 users, 25 items, 120 interactions, 37 social ties (29 kept)" in summary
-    assert "| mf | 0.4012 |" in summary
+    raw_dir = md_escape(str(Path(paths.root) / "rawdata"))
+    assert summary == (
+        "# gnnrec run summary\n\n"
+        f"**Dataset:** csv ({raw_dir}): 6 users, 25 items, 120 interactions, 37 social ties (29 kept).\n\n"
+        "**Best model:** mf (NDCG@20 = 0.3589 on the test split)\n\n"  # early_stop metric: ndcg@20
+        + MD_METRICS_TABLE)
     rows = metrics_table_rows(context)
     assert [r["model"] for r in rows] == list(MODELS)
     assert rows[0] == {"model": "lightgcn", **METRICS["lightgcn"]}
     json.dumps(rows)
+
+
+def test_markdown_example_users_list_each_models_recommended_items(markdown):
+    # user u10 holds out i100 (the <script> name) and i103 (Film 03); u11 holds out i105 (Film 05).
+    # lightgcn ranks i100, i101, …; mf i101, i102, …; popularity i102, i103, … (i102 has no name: raw id)
+    script = "\\<script\\>alert(1)\\</script\\>"
+    u10 = (
+        "### User u10\n\n"
+        "2 held-out test items; hits: lightgcn 2, mf 1, popularity 1.\n\n"
+        f"Held out: {script} · Film 03\n\n"
+        "| # | lightgcn | mf | popularity |\n"
+        "|---:|---|---|---|\n"
+        f"| 1 | ✓ **{script}** | Left \\| Right | i102 |\n"
+        "| 2 | Left \\| Right | i102 | ✓ **Film 03** |\n"
+        "| 3 | i102 | ✓ **Film 03** | Film 04 |\n"
+        "| 4 | ✓ **Film 03** | Film 04 | Film 05 |\n"
+        "| 5 | Film 04 | Film 05 | Film 06 |\n")
+    u11 = (
+        "### User u11\n\n"
+        "1 held-out test item; hits: lightgcn 0, mf 1, popularity 1.\n\n"
+        "Held out: Film 05\n\n"
+        "| # | lightgcn | mf | popularity |\n"
+        "|---:|---|---|---|\n"
+        f"| 1 | {script} | Left \\| Right | i102 |\n"
+        "| 2 | Left \\| Right | i102 | Film 03 |\n"
+        "| 3 | i102 | Film 03 | Film 04 |\n"
+        "| 4 | Film 03 | Film 04 | ✓ **Film 05** |\n"
+        "| 5 | Film 04 | ✓ **Film 05** | Film 06 |\n")
+    assert u10 in markdown and u11 in markdown
+    assert "Top 5 items per model for 2 users" in markdown and "### User u12" not in markdown
+    assert "Film 07" not in markdown  # past every model's top 5
+
+
+def test_validation_summary_counts(context, html, markdown):
+    ds = context["dataset"]
+    assert ds["success"] and not ds["strict"] and ds["repairs_total"] == 6 and ds["failures"] == 0
+    assert [(t["name"], t["rows"], t["checks"], t["failed"]) for t in ds["tables"]] == [
+        ("interactions", 123, 2, 0), ("social", 40, 1, 0), ("items", N_ITEMS, 0, 0)]
+    assert "| Validation | passed (repair mode) |" in markdown
+    assert "| social | social.csv | 40 | 1 | 0 |\n| items | items.csv | 25 | 0 | 0 |" in markdown
+    assert re.search(r"\| interactions \| [^|]*ratings\.csv \| 123 \| 2 \| 0 \|", markdown)
+    assert ("| Duplicate interactions merged | 3 |\n| Social self-loops dropped | 2 |\n"
+            "| Duplicate social ties dropped | 1 |\n| Social ties naming unknown users dropped | 0 |") in markdown
+    # the one check with unexpected rows (repaired, not failed) is listed with its count, message and example
+    assert [(c["expectation"], c["unexpected_count"], c["success"]) for c in ds["flagged_checks"]] == [
+        ("expect_column_pair_values_to_be_unique", 3, True)]
+    assert ("| interactions | expect\\_column\\_pair\\_values\\_to\\_be\\_unique | — | anomaly | 3 | repaired "
+            "| duplicate (user, item) pairs merged (e.g. row 7: u1,i2) |") in markdown
+    assert ('<td class="mono small">social.csv</td><td class="num">40</td><td class="num">1</td>' in html
+            and "duplicate (user, item) pairs merged" in html)
+    assert '<tr><th>Validation</th><td><span class="badge ok">passed</span> <span class="badge">repair mode</span>' \
+        in html
+
+
+def test_parameters_and_provenance_sections(context, paths, html, markdown):
+    # the validated params of this run, as YAML, in both files
+    for line in ("seed: 1\n", "models: [lightgcn, mf, popularity]\n", "report:\n  example_users: 2\n  top_n: 5\n"):
+        assert line in context["params_yaml"] and line in markdown
+        assert str(markupsafe.escape(line)) in html
+    assert context["params"]["report"] == {"example_users": 2, "top_n": 5}
+    # the data hash is the manifest files' digest, shown with the file it covers
+    expected = provenance.data_hash("csv", Path(paths.root), paths.ingest / "manifest.json")
+    assert context["provenance"]["data_hash"] == expected
+    assert f"| Data hash | `{expected['value']}` ({md_escape(expected['method'])}) |" in markdown
+    assert f"ratings.csv: `{expected['files'][0]['sha256']}` |" in markdown
+    assert f'<td class="mono small">{expected["value"]}</td>' in html
+    assert "| Configured device | cpu |" in markdown and f"| pandas | {pd.__version__} |" in markdown
+
+
+def test_baseline_note_for_a_graph_model_that_loses_to_mf(tmp_path):
+    paths = make_inputs(tmp_path / "p")
+    metrics = json.loads(json.dumps(METRICS))
+    metrics["lightgcn"]["ndcg@10"] = 0.2  # below mf's 0.3005
+    write_json(paths.metrics, metrics)
+    summary = json.loads(paths.train_summary("lightgcn").read_text(encoding="utf-8"))
+    # the traits come from the model's training summary (written by the train stage) when it has them
+    write_json(paths.train_summary("lightgcn"), {**summary, "traits": "normalised <sum> propagation",
+                                                 "graph_model": True})
+    ctx = build_context(make_params(), paths)
+    note = ("lightgcn does not beat MF-BPR on test NDCG@10 (0.2000 vs 0.3005): its validation score stopped "
+            "improving at epoch 3 (2 more epochs without a better one before early stopping ended it at epoch 5), "
+            "so more training would not close the gap: with these settings its normalised <sum> propagation fit "
+            "this data worse than MF's free per-user and per-item embeddings (its section in params.yaml holds "
+            "the settings to tune).")
+    assert ctx["notes"] == [note]
+    assert f"## Notes\n\n- {md_escape(note)}\n" in render_markdown(ctx)
+    assert f"<li>{markupsafe.escape(note)}</li>" in render_html(ctx)
+    # a model its summary marks as not a graph model gets no note
+    write_json(paths.train_summary("lightgcn"), {**summary, "graph_model": False})
+    assert build_context(make_params(), paths)["notes"] == []
+
+
+def test_each_model_is_described_from_its_training_summary(tmp_path):
+    """The model carries its description; the train stage writes it and the report lists it (escaped)."""
+    paths = make_inputs(tmp_path / "p")
+    summary = json.loads(paths.train_summary("mf").read_text(encoding="utf-8"))
+    write_json(paths.train_summary("mf"), {**summary, "description": "matrix factorisation <BPR>"})
+    ctx = build_context(make_params(), paths)
+    assert "- **mf**: matrix factorisation \\<BPR\\>\n" in render_markdown(ctx)
+    assert "<li><b>mf</b>: matrix factorisation &lt;BPR&gt;</li>" in render_html(ctx)
+    assert "**lightgcn**:" not in render_markdown(ctx)      # no description in its summary: not listed
+
+
+def test_model_traits_from_training_summary_else_builtin_table():
+    assert model_traits("gat") == "sampled neighbourhoods (fanouts) and attention layers"
+    assert model_traits("gat", {"traits": "attention over sampled neighbours"}) == "attention over sampled neighbours"
+    assert model_traits("gat", {"traits": ""}) == model_traits("gat")
+    assert model_traits("lightgcn") == "architecture"  # not in the table
+    assert not is_graph_model("mf") and not is_graph_model("popularity") and is_graph_model("lightgcn")
+    assert not is_graph_model("lightgcn", {"graph_model": False})
+    assert is_graph_model("popularity", {"graph_model": True})
+
+
+def test_mrr_and_map_are_labelled_and_ordered_after_the_other_metrics():
+    assert metric_label("mrr@10") == "MRR@10" and metric_label("map@20") == "MAP@20"
+    assert metric_label("ndcg@5") == "NDCG@5" and metric_label("novelty@5") == "novelty@5"
+    table = metrics_table(["a", "b"], {"a": {"map@10": 0.1, "mrr@10": 0.2, "hitrate@10": 0.3, "ndcg@5": 0.4},
+                                       "b": {"mrr@10": 0.5}}, primary="mrr@10")
+    assert [c["label"] for c in table["columns"]] == ["NDCG@5", "HitRate@10", "MRR@10", "MAP@10"]
+    assert [c["text"] for c in table["rows"][1]["cells"]] == ["—", "—", "0.5000", "—"]
+    assert table["best_model"] == "b" and table["best_value"] == 0.5
 
 
 # ------------------------------------------------------------------------------- tolerance
@@ -439,8 +573,12 @@ def test_stage_writes_outputs_and_summary(tmp_path):
         assert f"(figures/{name})" in md
         b64 = base64.b64encode((paths.figures / name).read_bytes()).decode()
         assert b64 in paths.report_html.read_text(encoding="utf-8")  # HTML embeds the same PNG
-    assert summary["best_model"] == "mf" and summary["metrics_table"][1]["model"] == "mf"
-    assert "| Model | Recall@10 |" in summary["summary_markdown"]
+    assert MD_METRICS_TABLE in md and "### User u10" in md
+    assert summary["best_model"] == "mf" and summary["best_metric"] == "ndcg@20" and summary["best_value"] == 0.3589
+    assert summary["models"] == list(MODELS) and summary["example_users"] == 2 and summary["notes"] == []
+    assert summary["metrics_table"] == [{"model": m, **METRICS[m]} for m in MODELS]
+    assert summary["summary_markdown"].startswith("# gnnrec run summary\n")
+    assert summary["summary_markdown"].endswith(MD_METRICS_TABLE)
     json.dumps(summary)
     assert not list(paths.figures.glob(".*.tmp"))  # atomic writes leave no temporary file
 
@@ -455,7 +593,8 @@ def test_model_without_metrics_or_training_summary_still_listed(tmp_path):
     html = render_html(ctx)
     rows = _rows(_table(html, "test-metrics"))
     assert set(rows) == set(MODELS) and "no metrics" in rows["mf"]
-    assert re.findall(r'<td class="num[^"]*">([^<]*)</td>', rows["mf"]) == ["—"] * 11     # 8 metrics, then training time, parameters, best epoch
+    # 8 metrics, then training time, parameters, best epoch
+    assert re.findall(r'<td class="num[^"]*">([^<]*)</td>', rows["mf"]) == ["—"] * 11
     # with mf gone, lightgcn is best at ndcg@20 and becomes the best model
     assert ctx["metrics"]["best_model"] == "lightgcn"
     assert "no training summary" in _rows(_table(html, "training-table"))["mf"]

@@ -9,9 +9,19 @@ import numpy as np
 import pytest
 import torch
 
-from gnnrec.sampling import (HardNegativeSampler, NeighborSampler, PopularityNegativeSampler, RandomWalkSampler,
-                             UniformNegativeSampler, bipartite_csr, build_negative_sampler, csr_adjacency,
-                             random_walks, sample_neighbors, top_visited)
+from gnnrec.graph import csr_from_pairs
+from gnnrec.sampling import (
+    HardNegativeSampler,
+    NeighborSampler,
+    PopularityNegativeSampler,
+    RandomWalkSampler,
+    UniformNegativeSampler,
+    bipartite_csr,
+    build_negative_sampler,
+    random_walks,
+    sample_neighbors,
+    top_visited,
+)
 from gnnrec.sampling.neighbors import loop_sample_neighbors, union_first
 
 # a small directed graph: node -> neighbours (node 4 has none, node 0 has six)
@@ -23,7 +33,7 @@ N = 8
 def csr():
     src = [v for v, ns in NEIGH.items() for _ in ns]
     dst = [u for ns in NEIGH.values() for u in ns]
-    return csr_adjacency(N, torch.tensor(src), torch.tensor(dst))
+    return csr_from_pairs(N, N, torch.tensor(src), torch.tensor(dst))
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")     # tests/conftest.py
@@ -33,7 +43,7 @@ def gen(seed: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def test_csr_adjacency_lists_the_neighbours(csr):
+def test_csr_lists_the_neighbours(csr):
     indptr, indices = csr
     for v, ns in NEIGH.items():
         assert indices[indptr[v]:indptr[v + 1]].tolist() == sorted(ns)
@@ -130,7 +140,8 @@ def test_block_size_grows_with_fanout_not_with_the_graph():
     for n_nodes in (1_000, 50_000):
         src = rng.integers(0, n_nodes, 20 * n_nodes)
         dst = rng.integers(0, n_nodes, 20 * n_nodes)
-        indptr, indices = csr_adjacency(n_nodes, torch.from_numpy(src), torch.from_numpy(dst), symmetric=True)
+        src, dst = np.concatenate([src, dst]), np.concatenate([dst, src])          # both directions
+        indptr, indices = csr_from_pairs(n_nodes, n_nodes, src, dst)
         blocks = NeighborSampler(indptr, indices, [5, 5]).sample_blocks(torch.arange(10), gen(0))
         sizes[n_nodes] = blocks[0].n_src
     assert max(sizes.values()) <= 10 * 6 * 6

@@ -11,7 +11,9 @@ import pytest
 import torch
 
 from gnnrec.config import TrainConfig, params_from_dict
-from gnnrec.evaluation import csr_from_pairs, csr_union, evaluate_ranking
+from gnnrec.constants import METRIC_NAMES
+from gnnrec.evaluation import csr_union, evaluate_ranking
+from gnnrec.graph import csr_from_pairs
 from gnnrec.io import save_torch, write_parquet
 from gnnrec.models import LightGCN, Popularity, build_model
 from gnnrec.paths import Paths
@@ -150,6 +152,19 @@ def test_early_stopping_stops_and_restores_the_best_epoch():
     assert seconds == sorted(seconds) and result.train_seconds >= seconds[-1]
 
 
+@pytest.mark.parametrize("metric", ["mrr@10", "map@10"])
+def test_early_stopping_on_mrr_and_map(metric):
+    data, _ = planted()
+    torch.manual_seed(0)
+    model = LightGCN(data.n_users, data.n_items, embedding_dim=8, num_layers=1)
+    result = train_model(model, data, cfg(epochs=4, patience=100), metric=metric, seed=0)
+    scores = [row["val_score"] for row in result.history]
+    assert len(scores) == 4 and all(0.0 <= s <= 1.0 for s in scores)
+    assert result.best_score == max(scores)
+    again = validation_scores(model, data.adjacency(), data.train_csr(), data.val_csr(), [10], 1024)[metric]
+    assert again == pytest.approx(result.best_score)
+
+
 def test_eval_every_and_patience_count_evaluations():
     data, _ = planted(anti_val=True)
     torch.manual_seed(0)
@@ -266,8 +281,9 @@ def test_train_and_evaluate_stages_write_the_contract(tmp_path):
 
     paths = outputs[0]
     lg = json.loads(paths.train_summary("lightgcn").read_text())
-    assert set(lg) == {"model", "hyperparameters", "n_params", "epochs_run", "best_epoch", "best_val",
-                       "early_stop_metric", "train_seconds", "stopped", "device"}
+    assert set(lg) == {"model", "description", "traits", "graph_model", "hyperparameters", "n_params", "epochs_run",
+                       "best_epoch", "best_val", "early_stop_metric", "train_seconds", "stopped", "device"}
+    assert lg["description"].startswith("LightGCN") and lg["graph_model"] is True
     assert lg["hyperparameters"]["epochs"] == 8 and lg["hyperparameters"]["embedding_dim"] == 16
     assert lg["n_params"] == (data.n_users + data.n_items) * 16 and lg["device"] == "cpu"
     assert lg["early_stop_metric"] == "ndcg@20" and lg["stopped"] in ("early_stop", "max_epochs")
@@ -281,7 +297,7 @@ def test_train_and_evaluate_stages_write_the_contract(tmp_path):
 
     metrics = json.loads(paths.metrics.read_text())
     assert list(metrics) == sorted(["lightgcn", "mf", "popularity"])
-    assert set(metrics["mf"]) == {f"{m}@{k}" for k in (2, 5) for m in ("recall", "ndcg", "precision", "hitrate")}
+    assert set(metrics["mf"]) == {f"{m}@{k}" for k in (2, 5) for m in METRIC_NAMES}
     assert metrics["lightgcn"]["recall@5"] > metrics["popularity"]["recall@5"]
     # deterministic: a second run from scratch writes the same metrics file
     assert paths.metrics.read_bytes() == outputs[1].metrics.read_bytes()

@@ -6,8 +6,9 @@ import os
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
-import dataclasses  # noqa: E402
 import json  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any, Optional  # noqa: E402
 
@@ -18,18 +19,11 @@ from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from gnnrec.config import Params  # noqa: E402
+from gnnrec.datasets.build import apply_k_core, build_dataset, order_ids  # noqa: E402
 from gnnrec.errors import DataValidationError, ParamsError  # noqa: E402
 from gnnrec.io import write_json, write_parquet  # noqa: E402
 from gnnrec.paths import Paths  # noqa: E402
-from gnnrec.validation import (  # noqa: E402
-    build_dataset,
-    apply_k_core,
-    normalise_ids,
-    order_ids,
-    parse_numbers,
-    parse_timestamps,
-    validate_tables,
-)
+from gnnrec.validation import normalise_ids, parse_numbers, parse_timestamps, validate_tables  # noqa: E402
 
 FILES = {"interactions": "/data/ratings.csv", "social": "/data/trust.csv", "items": "/data/items.csv"}
 
@@ -382,7 +376,7 @@ def write_ingest(root: Path, interactions: pd.DataFrame, social: Optional[pd.Dat
 
 def with_params(**data: Any) -> Params:
     p = Params()
-    return dataclasses.replace(p, data=dataclasses.replace(p.data, **data))
+    return p.model_copy(update={"data": p.data.model_copy(update=data)})
 
 
 def test_stage_writes_canonical_files_deterministically(tmp_path: Path) -> None:
@@ -412,7 +406,7 @@ def test_stage_writes_canonical_files_deterministically(tmp_path: Path) -> None:
         first[name] = path.read_bytes()
     report = json.loads(paths.validation_report.read_text())
     assert paths.validation_log.read_text() == paths.validation_report.read_text()
-    assert set(report) == {"success", "strict", "tables", "repairs", "filters", "stats", "failures"}
+    assert set(report) == {"success", "strict", "tables", "repairs", "filters", "stats", "failures", "warnings"}
     assert report["success"] is True and report["tables"]["social"]["file"] == FILES["social"]
     assert report["stats"]["social_ties"] == 1
     report_text = paths.validation_report.read_text()
@@ -441,7 +435,7 @@ def test_stage_strict_failure_and_filter_failure_write_the_log(tmp_path: Path) -
     from gnnrec.stages import validate as stage
 
     paths = write_ingest(tmp_path, inter([("1", "10"), ("1", "10"), ("2", "11")]))
-    strict = dataclasses.replace(Params(), validate=dataclasses.replace(Params().validate, strict=True))
+    strict = Params().model_copy(update={"validate_": Params().validate.model_copy(update={"strict": True})})
     with pytest.raises(DataValidationError):
         stage.run(strict, paths)
     assert json.loads(paths.validation_log.read_text())["failures"][0]["kind"] == "anomaly"
@@ -457,3 +451,138 @@ def test_stage_min_rating_without_ratings(tmp_path: Path) -> None:
     paths = write_ingest(tmp_path, inter(BASE))
     with pytest.raises(ParamsError, match="data.min_rating"):
         stage.run(with_params(min_rating=3.0), paths)
+
+
+# ------------------------------------------------------------------------------ regressions
+LONG_DIGITS = "1" * 5000  # beyond Python's int-str conversion limit (4,300 digits)
+
+
+def test_an_all_digit_id_beyond_the_int_str_digit_limit_is_an_id_outside_int64() -> None:
+    """Defect: an all-digit id longer than 4,300 characters crashed ``_normalise_id`` with Python's
+    integer-conversion ``ValueError``; it is an integer outside int64, so it cannot be an id, like any
+    other; leading zeros still do not count ("0...07" is "7")."""
+    got = normalise_ids(pd.Series([LONG_DIGITS, "-" + LONG_DIGITS, "0" * 5000 + "7", "+" + "0" * 4400],
+                                  dtype="str")).tolist()
+    assert [None if pd.isna(v) else v for v in got] == [None, None, "7", "0"]
+
+
+def test_an_all_digit_id_beyond_the_int_str_digit_limit_fails_validation_naming_file_row_and_column() -> None:
+    """Defect: the same id crashed validation with a traceback; it is now a validation failure naming the
+    file, row and column, what was expected, and the value shortened."""
+    rows = [list(r) for r in BASE]
+    rows[2][0] = LONG_DIGITS  # source line 4
+    error = failing(inter([tuple(r) for r in rows]))
+    failure = the_failure(error, "user")
+    assert failure["unexpected_count"] == 1 and "outside int64" in failure["message"]
+    assert failure["examples"] == [f"row 4: user={'1' * 40!r}... (5000 characters)"]
+    text = str(error)
+    assert FILES["interactions"] in text and "column 'user'" in text and "row 4: user=" in text
+    assert len(text) < 2000
+
+
+HEADERS = {"interactions": {"user": "user_id", "item": "item_id", "rating": "stars"},
+           "social": {"src": "truster", "dst": "trustee"}, "items": {"item": "movie", "name": "title"}}
+
+
+def test_messages_name_columns_by_the_source_header_not_the_internal_name() -> None:
+    """Defect: messages said ``column 'user'`` where the user's file has ``user_id``; with the ingest
+    manifest's column names they use the file's header, in the column, the message and the examples."""
+    rows = [("1", "10", "4"), ("2", "1.5", "5"), ("2", "11", "x"), ("2", "11", "3")]
+    with pytest.raises(DataValidationError) as info:
+        validate_tables(inter(rows, ("user", "item", "rating")), no_social(), no_items(), strict=True,
+                        max_examples=5, files=FILES, columns=HEADERS)
+    error = info.value
+    by_column = {f["column"]: f for f in error.failures}
+    assert set(by_column) == {"item_id", "stars", "user_id,item_id"}
+    assert by_column["item_id"]["examples"] == ["row 3: item_id='1.5'"]
+    assert by_column["stars"]["examples"] == ["row 4: stars='x'"]
+    assert "(user_id, item_id) pair" in by_column["user_id,item_id"]["message"]
+    text = str(error)
+    assert "column 'item_id'" in text and "column 'item'" not in text and "row 4: stars='x'" in text
+
+
+def test_social_and_missing_column_messages_use_the_source_header() -> None:
+    social = table(["src", "dst"], [("1", "1"), ("1", "2")])
+    with pytest.raises(DataValidationError) as info:
+        validate_tables(inter(BASE), social, table(["item"], [("10",)]), strict=True, max_examples=5,
+                        files=FILES, columns=HEADERS)
+    failures = {(f["table"], f["column"]): f for f in info.value.failures}
+    loops = failures[("social", "truster,trustee")]
+    assert "(truster == trustee)" in loops["message"] and loops["examples"] == ["row 2: truster='1', trustee='1'"]
+    missing = failures[("items", "title")]
+    assert "required column 'title' (name) is missing" in missing["message"]
+    assert "columns present: movie, row" in missing["message"]
+
+
+def test_ties_whose_ids_match_no_interaction_id_give_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    """Defect: when no social id matched an interaction id (``u7`` against ``7``) every tie was dropped
+    and only counted; the report's ``warnings`` and a ``gnnrec`` logger warning now say so, naming both
+    files with an example id of each."""
+    social = table(["src", "dst"], [("u1", "u2"), ("u2", "u3")])
+    with caplog.at_level("WARNING", logger="gnnrec"):
+        result = validate(inter(BASE), social=social)
+    assert result.report["repairs"]["social_unknown_users_dropped"] == 2
+    [warning] = result.report["warnings"]
+    assert FILES["social"] in warning and FILES["interactions"] in warning
+    assert "no id of the social file" in warning and "matches a user id" in warning
+    assert "src='u1' (row 2)" in warning and "user='1' (row 2)" in warning
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("gnnrec")] == [warning]
+
+
+def test_no_warning_when_some_social_ids_match() -> None:
+    social = table(["src", "dst"], [("1", "2"), ("u2", "u3")])
+    result = validate(inter(BASE), social=social)
+    assert result.report["warnings"] == []
+    assert result.report["repairs"]["social_unknown_users_dropped"] == 1
+
+
+def test_stage_report_uses_the_header_names_from_the_ingest_manifest(tmp_path: Path) -> None:
+    from gnnrec.stages import validate as stage
+
+    paths = write_ingest(tmp_path, inter([("1", "10"), ("2", "1.5"), ("2", "11")]))
+    manifest = json.loads((paths.ingest / "manifest.json").read_text())
+    manifest["tables"]["interactions"]["columns"] = {"user": "uid", "item": "iid"}
+    write_json(paths.ingest / "manifest.json", manifest)
+    with pytest.raises(DataValidationError, match="column 'iid'"):
+        stage.run(Params(), paths)
+    log = json.loads(paths.validation_log.read_text())
+    assert log["failures"][0]["column"] == "iid" and log["failures"][0]["examples"] == ["row 3: iid='1.5'"]
+
+
+def _cli(root: Path, *args: str) -> "subprocess.CompletedProcess[str]":
+    """``python -m gnnrec.cli <args> --root <root>`` in a subprocess (a fresh logging setup)."""
+    env = {**os.environ, "GX_ANALYTICS_ENABLED": "false",
+           "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[2] / "src"),
+                                          os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run([sys.executable, "-m", "gnnrec.cli", *args, "--root", str(root)], capture_output=True,
+                          text=True, env=env, timeout=300)
+
+
+def test_cli_validate_prints_no_great_expectations_info_lines_and_exits_2_on_a_huge_digit_id(tmp_path: Path) -> None:
+    """Defects: ``gnnrec stage validate`` printed ~200 INFO lines of Great Expectations registration noise
+    (the CLI set the root logger to INFO), and a >4,300-digit id exited 1 with a traceback. Now only gnnrec's
+    logger is at INFO, and the id is a validation failure: exit status 2, file, row and column named."""
+    from gnnrec.stages import run_stage
+
+    data = tmp_path / "data"
+    data.mkdir()
+    pairs = [(u, i) for u in range(1, 5) for i in range(1, 4)]
+    (data / "ratings.csv").write_text("uid,iid\n" + "".join(f"{u},{i}\n" for u, i in pairs))
+    (tmp_path / "params.yaml").write_text(
+        f"data:\n  source: csv\n  path: {data}\n  tabular:\n    interactions: ratings.csv\n"
+        "    columns: {user: uid, item: iid}\n")
+    run_stage("ingest", root=tmp_path)
+    good = _cli(tmp_path, "stage", "validate")
+    assert good.returncode == 0, good.stderr
+    assert "'users': 4" in good.stdout
+    assert "great_expectations" not in good.stdout + good.stderr
+
+    (data / "ratings.csv").write_text("uid,iid\n" + "".join(f"{u},{i}\n" for u, i in pairs) + f"{LONG_DIGITS},1\n")
+    run_stage("ingest", root=tmp_path)
+    bad = _cli(tmp_path, "stage", "validate")
+    output = bad.stdout + bad.stderr
+    assert bad.returncode == 2, output
+    assert "Traceback" not in output and "great_expectations" not in output
+    assert str(data / "ratings.csv") in output and "column 'uid'" in output
+    assert f"row {len(pairs) + 2}: uid='{'1' * 40}'... (5000 characters)" in output
+    assert "outside int64" in output

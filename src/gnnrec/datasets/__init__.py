@@ -8,6 +8,8 @@ One module per source family, each with ``load(params) -> RawTables``:
 - :mod:`~gnnrec.datasets.tabular`: any ``csv`` / ``parquet`` files described in ``data.tabular``,
 - :mod:`~gnnrec.datasets.lightgcn_format`: ``train.txt`` / ``test.txt`` with a fixed test split (Gowalla).
 
+:mod:`~gnnrec.datasets.build` turns the validated tables into the canonical dataset (filters, contiguous ids).
+
 :func:`load_source` dispatches on ``params.data.source``. The tables follow the *ingest* contract of
 ``docs/contracts.md``: text columns plus ``row``, the line of the source file each record came from.
 Type checks are the validate stage's job; a loader only refuses files it cannot read as tables.
@@ -22,6 +24,7 @@ from typing import TYPE_CHECKING, Iterable, Optional
 
 import pandas as pd
 
+from gnnrec.constants import TABLES
 from gnnrec.errors import DataError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -37,15 +40,15 @@ LOADERS = {
     "lightgcn-format": "gnnrec.datasets.lightgcn_format",
 }
 
-TABLES = ("interactions", "social", "items")
-
 
 @dataclass(frozen=True)
 class RawTables:
     """The raw tables of one source, every value as text, plus where each came from.
 
     ``files`` maps each table name to its source file, or ``None`` when the source has no such file
-    (the table then has 0 rows).
+    (the table then has 0 rows). ``columns`` maps each table name to its columns' source names (internal
+    name → the file's header name, or the field name of a header-less format such as ``u.data``); a table
+    whose format names no columns (the LightGCN format) has no entry.
     """
 
     source: str
@@ -54,6 +57,7 @@ class RawTables:
     social: pd.DataFrame
     items: pd.DataFrame
     files: dict[str, Optional[Path]] = field(default_factory=dict)
+    columns: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def table(self, name: str) -> pd.DataFrame:
         """The table called ``name`` (one of :data:`TABLES`)."""

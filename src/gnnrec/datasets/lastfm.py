@@ -21,6 +21,12 @@ INTERACTIONS_FILE = "user_artists.dat"
 SOCIAL_FILE = "user_friends.dat"
 ITEMS_FILE = "artists.dat"
 FILES = (INTERACTIONS_FILE, SOCIAL_FILE, ITEMS_FILE)
+#: per table, internal column name -> the column of the file's header
+COLUMNS = {
+    "interactions": {"user": "userID", "item": "artistID", "rating": "weight"},
+    "social": {"src": "userID", "dst": "friendID"},
+    "items": {"item": "id", "name": "name"},
+}
 
 
 def load(params: "Params") -> RawTables:
@@ -31,9 +37,7 @@ def load(params: "Params") -> RawTables:
         "social": require_file(folder / SOCIAL_FILE, "LastFM friendship"),
         "items": require_file(folder / ITEMS_FILE, "LastFM artist"),
     }
-    interactions = read_delimited(paths["interactions"], {"user": "userID", "item": "artistID", "rating": "weight"},
-                                  sep="\t", quoting=False)
-    social = read_delimited(paths["social"], {"src": "userID", "dst": "friendID"}, sep="\t", quoting=False)
-    items = read_delimited(paths["items"], {"item": "id", "name": "name"}, sep="\t", quoting=False)
-    return RawTables(source=params.data.source, path=folder, interactions=interactions, social=social,
-                     items=items, files=paths)
+    tables = {name: read_delimited(paths[name], COLUMNS[name], sep="\t", quoting=False) for name in COLUMNS}
+    return RawTables(source=params.data.source, path=folder, interactions=tables["interactions"],
+                     social=tables["social"], items=tables["items"], files=paths,
+                     columns={name: dict(cols) for name, cols in COLUMNS.items()})

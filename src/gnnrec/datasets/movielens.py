@@ -22,6 +22,11 @@ FILES = (RATINGS_FILE, ITEMS_FILE)
 RATING_FIELDS = ("user_id", "item_id", "rating", "timestamp")
 ITEM_FIELDS = ("movie_id", "title", "release_date", "video_release_date", "imdb_url",
                *(f"genre_{i}" for i in range(19)))
+#: per table, internal column name -> the field of the header-less file (named as in the GroupLens README)
+COLUMNS = {
+    "interactions": {"user": "user_id", "item": "item_id", "rating": "rating", "timestamp": "timestamp"},
+    "items": {"item": "movie_id", "name": "title"},
+}
 
 
 def load(params: "Params") -> RawTables:
@@ -29,10 +34,9 @@ def load(params: "Params") -> RawTables:
     folder = require_data_dir(params, FILES)
     ratings = require_file(folder / RATINGS_FILE, "MovieLens ratings")
     titles = require_file(folder / ITEMS_FILE, "MovieLens items")
-    interactions = read_delimited(ratings, {"user": "user_id", "item": "item_id", "rating": "rating",
-                                            "timestamp": "timestamp"},
-                                  sep="\t", header=False, field_names=RATING_FIELDS)
-    items = read_delimited(titles, {"item": "movie_id", "name": "title"}, sep="|", header=False,
-                           field_names=ITEM_FIELDS, encoding="latin-1", quoting=False)
+    interactions = read_delimited(ratings, COLUMNS["interactions"], sep="\t", header=False, field_names=RATING_FIELDS)
+    items = read_delimited(titles, COLUMNS["items"], sep="|", header=False, field_names=ITEM_FIELDS,
+                           encoding="latin-1", quoting=False)
     return RawTables(source=params.data.source, path=folder, interactions=interactions, social=empty_social(),
-                     items=items, files={"interactions": ratings, "social": None, "items": titles})
+                     items=items, files={"interactions": ratings, "social": None, "items": titles},
+                     columns={name: dict(cols) for name, cols in COLUMNS.items()})

@@ -50,6 +50,12 @@ INTERACTIONS_FILE = "interactions.csv"
 SOCIAL_FILE = "social.csv"
 ITEMS_FILE = "items.csv"
 FILES = (INTERACTIONS_FILE, SOCIAL_FILE, ITEMS_FILE)
+#: per table, internal column name -> the column of the CSV file
+COLUMNS = {
+    "interactions": {"user": "user_id", "item": "item_id", "rating": "rating", "timestamp": "timestamp"},
+    "social": {"src": "src", "dst": "dst", "noise": "noise"},
+    "items": {"item": "item_id", "name": "name"},
+}
 
 # Shape constants (the knobs users may want are in SyntheticConfig; these fix the generator's style).
 CLUSTERS_PER_COMMUNITY = 4      # item clusters inside a community
@@ -292,9 +298,8 @@ def load(params: "Params") -> RawTables:
     paths = {"interactions": require_file(folder / INTERACTIONS_FILE, "synthetic interactions"),
              "social": require_file(folder / SOCIAL_FILE, "synthetic social"),
              "items": require_file(folder / ITEMS_FILE, "synthetic items")}
-    interactions = read_delimited(paths["interactions"], {"user": "user_id", "item": "item_id", "rating": "rating",
-                                                          "timestamp": "timestamp"})
-    social = read_delimited(paths["social"], {"src": "src", "dst": "dst", "noise": "noise"}, allow_empty=True)
-    items = read_delimited(paths["items"], {"item": "item_id", "name": "name"})
+    interactions = read_delimited(paths["interactions"], COLUMNS["interactions"])
+    social = read_delimited(paths["social"], COLUMNS["social"], allow_empty=True)
+    items = read_delimited(paths["items"], COLUMNS["items"])
     return RawTables(source=params.data.source, path=folder, interactions=interactions, social=social,
-                     items=items, files=paths)
+                     items=items, files=paths, columns={name: dict(cols) for name, cols in COLUMNS.items()})

@@ -31,8 +31,7 @@ from typing import TYPE_CHECKING, Mapping, Optional, Sequence
 import numpy as np
 import pandas as pd
 
-from gnnrec.datasets import (RawTables, data_dir, empty_items, empty_social, empty_table, path_kind,
-                             require_data_dir)
+from gnnrec.datasets import RawTables, data_dir, empty_items, empty_social, empty_table, path_kind, require_data_dir
 from gnnrec.errors import DataError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -74,7 +73,8 @@ def decode_text(raw: bytes, path: Path, encoding: str = "utf-8") -> str:
     A UTF-8 byte-order mark is dropped. NUL bytes (binary data) and undecodable bytes raise a DataError
     naming the byte offset and the line.
     """
-    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) and encoding.replace("_", "-").lower() in ("utf-8", "utf8"):
+    if (raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
+            and encoding.replace("_", "-").lower() in ("utf-8", "utf8")):
         raise DataError("UTF-16 text (it starts with a UTF-16 byte-order mark); expected UTF-8: save the file as UTF-8",
                         file=str(path), row=1)
     nul = raw.find(b"\x00")
@@ -358,8 +358,11 @@ def load(params: "Params") -> RawTables:
     if any(not Path(name).expanduser().is_absolute() for name in files.values() if name):
         require_data_dir(params, [name for name in files.values() if name])
 
+    columns: dict[str, dict[str, str]] = {}
+
     def read(table: str, cols: dict[str, Optional[str]]) -> pd.DataFrame:
         wanted = {out: src for out, src in cols.items() if src is not None}
+        columns[table] = wanted
         path = require_file(paths[table], f"{table} (data.tabular.{table})")
         if source == "parquet":
             return read_parquet_table(path, wanted)
@@ -376,4 +379,4 @@ def load(params: "Params") -> RawTables:
         if "name" not in items.columns:  # no name column configured: names unknown
             items.insert(1, "name", pd.Series([pd.NA] * len(items), dtype="str"))
     return RawTables(source=source, path=folder, interactions=interactions, social=social, items=items,
-                     files={table: paths.get(table) for table in files})
+                     files={table: paths.get(table) for table in files}, columns=columns)

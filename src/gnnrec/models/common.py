@@ -6,7 +6,7 @@ that needs more of the graph (the social ties, or the CSR structure its samplers
 ``prepare(graph)`` method taking the dict of ``graph.pt`` (``n_users``, ``n_items``, ``train_user``,
 ``train_item``, ``social_src``, ``social_dst``): it derives *non-persistent* buffers from it, so the
 checkpoint keeps only learned weights and a loaded model gets the same buffers by calling ``prepare``
-again (:func:`gnnrec.models.prepare_model`).
+again.
 """
 
 from __future__ import annotations
@@ -17,13 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gnnrec.errors import GnnrecError
-
-LAYER_COMBINATIONS = ("mean", "concat", "last")
-
-
-class GraphInputError(GnnrecError, ValueError):
-    """A model cannot run on this graph (e.g. the social model on a dataset without social ties)."""
+from gnnrec.constants import LAYER_COMBINATIONS
+from gnnrec.models.base import Recommender
 
 
 def check_choice(name: str, value: str, choices: Sequence[str]) -> str:
@@ -61,12 +56,6 @@ def graph_tensor(graph: dict[str, Any], key: str) -> Tensor:
     if value is None:
         return torch.zeros(0, dtype=torch.long)
     return torch.as_tensor(value).long().reshape(-1).cpu()
-
-
-def check_graph_sizes(model: nn.Module, graph: dict[str, Any]) -> None:
-    if int(graph["n_users"]) != model.n_users or int(graph["n_items"]) != model.n_items:
-        raise GraphInputError(f"{type(model).__name__} was built for {model.n_users} users and {model.n_items} "
-                              f"items, but the graph has {graph['n_users']} users and {graph['n_items']} items")
 
 
 # ------------------------------------------------------------------------------------ edge dropout
@@ -113,21 +102,18 @@ def drop_block_edges(mask: Tensor, p: float) -> Tensor:
 
 
 # ------------------------------------------------------------------------------------------ bases
-class EmbeddingRecommender(nn.Module):
+class EmbeddingRecommender(Recommender):
     """Base of the graph models: one free layer-0 embedding per node (users first, then items, the node
     numbering of :func:`gnnrec.graph.bipartite_adjacency`), BPR scores as dot products of final
     embeddings, L2 on the layer-0 rows. Subclasses implement :meth:`node_embeddings` and
     :meth:`all_embeddings`."""
 
-    trainable = True
-
-    def _init_embedding(self, n_users: int, n_items: int, embedding_dim: int, init_std: float) -> None:
-        self.n_users = int(n_users)
-        self.n_items = int(n_items)
+    def __init__(self, n_users: int, n_items: int, embedding_dim: int, init_std: float = 0.1) -> None:
+        super().__init__(n_users, n_items)
         self.embedding_dim = int(embedding_dim)
         self.init_std = float(init_std)
-        if self.n_users < 1 or self.n_items < 1 or self.embedding_dim < 1:
-            raise ValueError("n_users, n_items and embedding_dim must be >= 1")
+        if self.embedding_dim < 1:
+            raise ValueError(f"embedding_dim must be >= 1, got {self.embedding_dim}")
         self.embedding = nn.Embedding(self.n_users + self.n_items, self.embedding_dim)   # [N, d]
 
     def node_embeddings(self, adj: Optional[Tensor], nodes: Tensor) -> Tensor:
@@ -159,6 +145,8 @@ class EmbeddingRecommender(nn.Module):
 class WholeGraphRecommender(EmbeddingRecommender):
     """A model that propagates over the whole normalised adjacency (``propagate(adj) -> [N, d_out]``)."""
 
+    traits = "feature transforms and non-linear layers"
+
     def propagate(self, adj: Tensor) -> Tensor:
         raise NotImplementedError
 
@@ -170,23 +158,45 @@ class WholeGraphRecommender(EmbeddingRecommender):
 
 
 class SampledRecommender(EmbeddingRecommender):
-    """A model trained on mini-batch blocks: ``prepare(graph)`` stores the bipartite CSR (non-persistent
+    """A model trained on mini-batch blocks: :meth:`prepare` stores the bipartite CSR (non-persistent
     buffers ``csr_indptr``, ``csr_indices``); :meth:`node_embeddings` computes only the batch's distinct
-    nodes from blocks of their receptive field (``sample_blocks``, ``compute_blocks``); :meth:`embed`
-    runs layer-wise inference over every node, with a fixed seed wherever it samples, so the same weights
-    always give the same ranking."""
+    nodes from blocks of their receptive field (:meth:`sample_blocks`, :meth:`compute_blocks`);
+    :meth:`embed` runs layer-wise inference over every node, with a fixed seed wherever it samples, so the
+    same weights always give the same ranking.
+
+    The subclass fills ``convs`` (one layer module per hop, each with ``reset_parameters``) and implements
+    :meth:`sample_blocks`, :meth:`block_layer` and :meth:`inference`.
+    """
 
     inference_seed = 0
+    activation = staticmethod(F.relu)          # the hidden layers' non-linearity (GAT: ELU)
 
-    def _init_graph_buffers(self) -> None:
+    def __init__(self, n_users: int, n_items: int, embedding_dim: int, *, num_layers: int, dropout: float = 0.0,
+                 residual: bool = False, layer_combination: str = "mean", edge_dropout: float = 0.0,
+                 fanouts: Optional[Sequence[int]] = None, replace: bool = True, init_std: float = 0.1) -> None:
+        super().__init__(n_users, n_items, embedding_dim, init_std)
+        self.num_layers = int(num_layers)
+        if self.num_layers < 1:
+            raise ValueError(f"num_layers must be >= 1, got {self.num_layers}")
+        self.fanouts: list[int] = [int(f) for f in fanouts] if fanouts is not None else []
+        if fanouts is not None and (len(self.fanouts) != self.num_layers or any(f < 1 for f in self.fanouts)):
+            raise ValueError(f"fanouts needs one integer >= 1 per layer ({self.num_layers}), got {self.fanouts}")
+        self.replace = bool(replace)
+        self.dropout = check_unit("dropout", dropout)
+        self.edge_dropout = check_unit("edge_dropout", edge_dropout)
+        self.residual = bool(residual)
+        self.layer_combination = check_choice("layer_combination", layer_combination, LAYER_COMBINATIONS)
+        self.convs = nn.ModuleList()           # [num_layers] layer modules, filled by the subclass
         self.register_buffer("csr_indptr", torch.zeros(0, dtype=torch.long), persistent=False)
         self.register_buffer("csr_indices", torch.zeros(0, dtype=torch.long), persistent=False)
+        self._sampler: Any = None
+        self._sampler_key: Optional[tuple] = None
 
     def prepare(self, graph: dict[str, Any]) -> "SampledRecommender":
         """Store the CSR of the training graph ``graph`` (``graph.pt``'s dict)."""
         from gnnrec.sampling.neighbors import bipartite_csr
 
-        check_graph_sizes(self, graph)
+        self.check_graph_sizes(graph)
         indptr, indices = bipartite_csr(self.n_users, self.n_items, graph_tensor(graph, "train_user"),
                                         graph_tensor(graph, "train_item"))
         device = self.embedding.weight.device
@@ -200,19 +210,16 @@ class SampledRecommender(EmbeddingRecommender):
 
     def _require_prepared(self) -> None:
         if not self.prepared:
-            raise RuntimeError(f"{type(self).__name__} has no graph: call model.prepare(graph) first "
-                               "(gnnrec.models.prepare_model)")
+            raise RuntimeError(f"{type(self).__name__} has no graph: call model.prepare(graph) first")
 
     def cached_sampler(self, factory):
         """``factory()`` (a sampler over the CSR buffers), rebuilt only when the buffers change (``prepare``,
         a move to another device), so its scratch space is allocated once."""
         key = (self.csr_indices.data_ptr(), self.csr_indices.device, self.csr_indices.shape[0])
-        if getattr(self, "_sampler_key", None) != key:
+        if self._sampler_key != key:
             self._sampler = factory()
             self._sampler_key = key
         return self._sampler
-
-    activation = staticmethod(F.relu)          # the hidden layers' non-linearity (GAT: ELU)
 
     def reset_parameters(self) -> None:
         nn.init.normal_(self.embedding.weight, std=self.init_std)

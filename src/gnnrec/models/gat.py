@@ -6,10 +6,12 @@ from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
-from torch_geometric.nn import GATConv
+from pydantic import StrictBool, model_validator
+from torch import Tensor
 
-from gnnrec.models.common import LAYER_COMBINATIONS, SampledRecommender, check_choice, check_unit
+from gnnrec.config.schema import Fanouts, LayerCombination, ModelParams, OpenUnit, PositiveInt
+from gnnrec.errors import ParamsError
+from gnnrec.models.common import SampledRecommender, check_unit
 from gnnrec.sampling.neighbors import Block
 
 
@@ -49,32 +51,49 @@ class GAT(SampledRecommender):
     Needs ``prepare(graph)`` (the CSR of the training graph) before use.
     """
 
+    class Params(ModelParams):
+        embedding_dim: PositiveInt = 64
+        num_layers: PositiveInt = 2
+        heads: PositiveInt = 4
+        fanouts: Fanouts = (10, 10)
+        replace: StrictBool = False
+        dropout: OpenUnit = 0.0
+        attention_dropout: OpenUnit = 0.0
+        edge_dropout: OpenUnit = 0.0
+        residual: StrictBool = False
+        layer_combination: LayerCombination = "mean"
+
+        @model_validator(mode="after")
+        def _check_shape(self) -> "GAT.Params":
+            if self.embedding_dim % self.heads:
+                raise ParamsError("heads", f"an integer >= 1 dividing gat.embedding_dim ({self.embedding_dim})",
+                                  self.heads)
+            if len(self.fanouts) != self.num_layers:
+                raise ParamsError("fanouts", f"one fanout per layer (gat.num_layers = {self.num_layers})",
+                                  list(self.fanouts))
+            return self
+
+    description = "GAT: multi-head attention over neighbours and self"
+    traits = "sampled neighbourhoods (fanouts) and attention layers"
+
     def __init__(self, n_users: int, n_items: int, embedding_dim: int = 64, num_layers: int = 2, heads: int = 4,
                  fanouts: Sequence[int] = (10, 10), replace: bool = False, dropout: float = 0.0,
                  attention_dropout: float = 0.0, edge_dropout: float = 0.0, residual: bool = False,
                  layer_combination: str = "mean", init_std: float = 0.1) -> None:
-        super().__init__()
-        self._init_embedding(n_users, n_items, embedding_dim, init_std)
-        self.num_layers = int(num_layers)
+        from torch_geometric.nn import GATConv  # here: importing PyG takes seconds
+
+        super().__init__(n_users, n_items, embedding_dim, num_layers=num_layers, dropout=dropout, residual=residual,
+                         layer_combination=layer_combination, edge_dropout=edge_dropout, fanouts=fanouts,
+                         replace=replace, init_std=init_std)
         self.heads = int(heads)
-        self.fanouts = [int(f) for f in fanouts]
-        if len(self.fanouts) != self.num_layers:
-            raise ValueError(f"fanouts needs one entry per layer ({self.num_layers}), got {self.fanouts}")
-        if self.num_layers < 1 or self.heads < 1 or self.embedding_dim % self.heads:
-            raise ValueError(f"num_layers >= 1 and heads dividing embedding_dim ({self.embedding_dim}) needed")
-        self.replace = bool(replace)
-        self.dropout = check_unit("dropout", dropout)
+        if self.heads < 1 or self.embedding_dim % self.heads:
+            raise ValueError(f"heads must divide embedding_dim ({self.embedding_dim}), got {self.heads}")
         self.attention_dropout = check_unit("attention_dropout", attention_dropout)
-        self.edge_dropout = check_unit("edge_dropout", edge_dropout)
-        self.residual = bool(residual)
-        self.layer_combination = check_choice("layer_combination", layer_combination, LAYER_COMBINATIONS)
         d = self.embedding_dim
-        self.convs = nn.ModuleList()
         for k in range(self.num_layers):
             last = k == self.num_layers - 1
             self.convs.append(GATConv(d, d if last else d // self.heads, heads=self.heads, concat=not last,
                                       dropout=self.attention_dropout, add_self_loops=False))
-        self._init_graph_buffers()
         self.reset_parameters()
 
     activation = staticmethod(F.elu)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import torch.nn.functional as F
+from pydantic import Field, StrictBool, StrictInt
 from torch import Tensor, nn
 
-from gnnrec.models.common import (LAYER_COMBINATIONS, SymmetricEdgeDropout, WholeGraphRecommender, check_choice,
-                                  check_unit, combine_layers)
-from gnnrec.models.lightgcn import symmetric_spmm
+from gnnrec.config.schema import LayerCombination, ModelParams, OpenUnit, PositiveInt
+from gnnrec.constants import LAYER_COMBINATIONS
+from gnnrec.graph import symmetric_spmm
+from gnnrec.models.common import SymmetricEdgeDropout, WholeGraphRecommender, check_choice, check_unit, combine_layers
 
 
 class GCN(WholeGraphRecommender):
@@ -40,11 +44,20 @@ class GCN(WholeGraphRecommender):
         init_std (float): std of the normal initialisation of the embeddings. (default: ``0.1``)
     """
 
+    class Params(ModelParams):
+        embedding_dim: PositiveInt = 64
+        num_layers: Annotated[StrictInt, Field(ge=0)] = 2
+        dropout: OpenUnit = 0.0
+        edge_dropout: OpenUnit = 0.0
+        residual: StrictBool = False
+        layer_combination: LayerCombination = "mean"
+
+    description = "GCN: self loops, W per layer, ReLU"
+
     def __init__(self, n_users: int, n_items: int, embedding_dim: int = 64, num_layers: int = 2,
                  dropout: float = 0.0, edge_dropout: float = 0.0, residual: bool = False,
                  layer_combination: str = "mean", init_std: float = 0.1) -> None:
-        super().__init__()
-        self._init_embedding(n_users, n_items, embedding_dim, init_std)
+        super().__init__(n_users, n_items, embedding_dim, init_std)
         self.num_layers = int(num_layers)
         self.dropout = check_unit("dropout", dropout)
         self.edge_dropout = check_unit("edge_dropout", edge_dropout)

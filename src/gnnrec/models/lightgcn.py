@@ -2,37 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import torch
+from pydantic import Field, StrictInt
 from torch import Tensor, nn
 
-
-def spmm(adj: Tensor, x: Tensor) -> Tensor:
-    """``adj @ x`` for a sparse ``adj`` and a dense ``x``, by the fastest kernel for the device.
-
-    On CPU a CSR matrix goes through ``torch.sparse.mm(adj, x, "sum")`` (PyTorch's native CSR SpMM, about
-    2x faster than the MKL path of plain ``torch.sparse.mm`` with int32 indices on LastFM, 2 cores);
-    elsewhere plain ``torch.sparse.mm``.
-    """
-    if adj.layout == torch.sparse_csr and adj.device.type == "cpu":
-        return torch.sparse.mm(adj, x, "sum")
-    return torch.sparse.mm(adj, x)
-
-
-class _SymmetricSpMM(torch.autograd.Function):
-    """``A @ X`` for a *symmetric* sparse ``A``: the backward pass is ``A^T @ G = A @ G``.
-
-    ``torch.sparse.mm``'s own backward transposes the CSR matrix on every call; reusing ``A`` is about
-    2.5x faster for the backward pass on CPU (measured on LastFM, 2 cores).
-    """
-
-    @staticmethod
-    def forward(ctx, adj: Tensor, x: Tensor) -> Tensor:  # type: ignore[override]
-        ctx.adj = adj
-        return spmm(adj, x)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor):  # type: ignore[override]
-        return None, spmm(ctx.adj, grad.contiguous())
+from gnnrec.config.schema import ModelParams, PositiveInt
+from gnnrec.graph import spmm, symmetric_spmm
+from gnnrec.models.base import Recommender
 
 
 class _PropagateGather(torch.autograd.Function):
@@ -74,15 +52,7 @@ class _PropagateGather(torch.autograd.Function):
         return None, y, None, None
 
 
-def symmetric_spmm(adj: Tensor, x: Tensor) -> Tensor:
-    """``adj @ x`` (``adj`` sparse CSR/COO ``[N, N]``, ``x`` dense ``[N, d]``), with a backward pass that
-    assumes ``adj`` is symmetric (true of :func:`gnnrec.graph.bipartite_adjacency`)."""
-    if x.requires_grad and torch.is_grad_enabled():
-        return _SymmetricSpMM.apply(adj, x)
-    return spmm(adj, x)
-
-
-class LightGCN(nn.Module):
+class LightGCN(Recommender):
     r"""LightGCN from `"LightGCN: Simplifying and Powering Graph Convolution Network for
     Recommendation" <https://arxiv.org/abs/2002.02126>`_ (He et al., SIGIR 2020).
 
@@ -117,13 +87,16 @@ class LightGCN(nn.Module):
         - users, pos, neg: ``[B]`` long; returns ``([B], [B])`` scores of the positive and negative pairs.
     """
 
-    trainable = True
+    class Params(ModelParams):
+        embedding_dim: PositiveInt = 64
+        num_layers: Annotated[StrictInt, Field(ge=0)] = 3
+
+    description = "LightGCN: linear propagation, layers averaged"
+    traits = "linear propagation over the whole graph"
 
     def __init__(self, n_users: int, n_items: int, embedding_dim: int = 64, num_layers: int = 3,
                  init_std: float = 0.1) -> None:
-        super().__init__()
-        self.n_users = int(n_users)
-        self.n_items = int(n_items)
+        super().__init__(n_users, n_items)
         self.embedding_dim = int(embedding_dim)
         self.num_layers = int(num_layers)
         self.init_std = float(init_std)

@@ -6,8 +6,11 @@ from typing import Optional
 
 from torch import Tensor, nn
 
+from gnnrec.config.schema import ModelParams, PositiveInt
+from gnnrec.models.base import Recommender
 
-class MF(nn.Module):
+
+class MF(Recommender):
     r"""Matrix factorisation: :math:`\hat y_{ui} = \mathbf{p}_u^\top \mathbf{q}_i`, from `"BPR: Bayesian
     Personalized Ranking from Implicit Feedback" <https://arxiv.org/abs/1205.2618>`_ (Rendle et al.,
     UAI 2009). The graph is ignored (``adj`` is accepted for a common interface).
@@ -22,12 +25,14 @@ class MF(nn.Module):
         - users, pos, neg: ``[B]`` long; returns ``([B], [B])`` scores.
     """
 
-    trainable = True
+    class Params(ModelParams):
+        embedding_dim: PositiveInt = 64
+
+    description = "matrix factorisation (BPR)"
+    graph_model = False
 
     def __init__(self, n_users: int, n_items: int, embedding_dim: int = 64, init_std: float = 0.1) -> None:
-        super().__init__()
-        self.n_users = int(n_users)
-        self.n_items = int(n_items)
+        super().__init__(n_users, n_items)
         self.embedding_dim = int(embedding_dim)
         self.init_std = float(init_std)
         self.user_embedding = nn.Embedding(self.n_users, self.embedding_dim)  # [n_users, d]

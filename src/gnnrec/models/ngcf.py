@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import torch.nn.functional as F
+from pydantic import Field, StrictInt
 from torch import Tensor, nn
 
-from gnnrec.models.common import (LAYER_COMBINATIONS, SymmetricEdgeDropout, WholeGraphRecommender, check_choice,
-                                  check_unit, combine_layers)
-from gnnrec.models.lightgcn import symmetric_spmm
+from gnnrec.config.schema import LayerCombination, ModelParams, OpenUnit, PositiveInt
+from gnnrec.constants import LAYER_COMBINATIONS
+from gnnrec.graph import symmetric_spmm
+from gnnrec.models.common import SymmetricEdgeDropout, WholeGraphRecommender, check_choice, check_unit, combine_layers
 
 
 class NGCF(WholeGraphRecommender):
@@ -42,11 +46,19 @@ class NGCF(WholeGraphRecommender):
         - users, pos, neg: ``[B]`` long → ``([B], [B])`` scores.
     """
 
+    class Params(ModelParams):
+        embedding_dim: PositiveInt = 64
+        num_layers: Annotated[StrictInt, Field(ge=0)] = 3
+        message_dropout: OpenUnit = 0.1
+        edge_dropout: OpenUnit = 0.0
+        layer_combination: LayerCombination = "concat"
+
+    description = "NGCF: W1·(self + neighbours) + W2·(neighbour ⊙ self), LeakyReLU, layers concatenated"
+
     def __init__(self, n_users: int, n_items: int, embedding_dim: int = 64, num_layers: int = 3,
                  message_dropout: float = 0.1, edge_dropout: float = 0.0, layer_combination: str = "concat",
                  init_std: float = 0.1) -> None:
-        super().__init__()
-        self._init_embedding(n_users, n_items, embedding_dim, init_std)
+        super().__init__(n_users, n_items, embedding_dim, init_std)
         self.num_layers = int(num_layers)
         self.message_dropout = check_unit("message_dropout", message_dropout)
         self.edge_dropout = check_unit("edge_dropout", edge_dropout)

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Annotated, Any, Optional
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field, StrictBool, StrictInt
 from torch import Tensor, nn
 
-from gnnrec.models.common import (LAYER_COMBINATIONS, SampledRecommender, check_choice, check_unit,
-                                  masked_mean)
+from gnnrec.config.schema import LayerCombination, ModelParams, OpenUnit, PositiveInt, Unit
+from gnnrec.models.common import SampledRecommender, check_unit, masked_mean
 from gnnrec.sampling.neighbors import Block
 from gnnrec.sampling.random_walk import RandomWalkSampler
 
@@ -80,28 +81,39 @@ class PinSage(SampledRecommender):
     Needs ``prepare(graph)`` (the CSR of the training graph) before use.
     """
 
+    class Params(ModelParams):
+        embedding_dim: PositiveInt = 64
+        num_layers: PositiveInt = 2
+        walk_length: PositiveInt = 3
+        num_walks: PositiveInt = 20
+        top_k: PositiveInt = 10
+        dropout: OpenUnit = 0.0
+        residual: StrictBool = False
+        layer_combination: LayerCombination = "mean"
+        hard_negatives: Unit = 0.5
+        curriculum_epochs: Annotated[StrictInt, Field(ge=0)] = 10
+        hard_pool: PositiveInt = 16
+
+    description = "PinSage: random-walk neighbourhoods, visit-count pooling, hard-negative curriculum"
+    traits = "top-k random-walk neighbourhoods and non-linear layers"
+
     def __init__(self, n_users: int, n_items: int, embedding_dim: int = 64, num_layers: int = 2,
                  walk_length: int = 3, num_walks: int = 20, top_k: int = 10, dropout: float = 0.0,
-                 residual: bool = False, layer_combination: str = "mean", hard_negatives: float = 0.5, curriculum_epochs: int = 10,
-                 hard_pool: int = 16, init_std: float = 0.1) -> None:
-        super().__init__()
-        self._init_embedding(n_users, n_items, embedding_dim, init_std)
-        self.num_layers = int(num_layers)
+                 residual: bool = False, layer_combination: str = "mean", hard_negatives: float = 0.5,
+                 curriculum_epochs: int = 10, hard_pool: int = 16, init_std: float = 0.1) -> None:
+        super().__init__(n_users, n_items, embedding_dim, num_layers=num_layers, dropout=dropout, residual=residual,
+                         layer_combination=layer_combination, init_std=init_std)
         self.walk_length = int(walk_length)
         self.num_walks = int(num_walks)
         self.top_k = int(top_k)
-        if min(self.num_layers, self.walk_length, self.num_walks, self.top_k) < 1:
-            raise ValueError("num_layers, walk_length, num_walks and top_k must be >= 1")
-        self.dropout = check_unit("dropout", dropout)
-        self.residual = bool(residual)
-        self.layer_combination = check_choice("layer_combination", layer_combination, LAYER_COMBINATIONS)
+        if min(self.walk_length, self.num_walks, self.top_k) < 1:
+            raise ValueError("walk_length, num_walks and top_k must be >= 1")
         self.hard_negatives = check_unit("hard_negatives", hard_negatives, closed=True)
         self.curriculum_epochs = int(curriculum_epochs)
         self.hard_pool = int(hard_pool)
         if self.curriculum_epochs < 0 or self.hard_pool < 1:
             raise ValueError("curriculum_epochs must be >= 0 and hard_pool >= 1")
-        self.convs = nn.ModuleList([PinSageConv(self.embedding_dim) for _ in range(self.num_layers)])
-        self._init_graph_buffers()
+        self.convs.extend(PinSageConv(self.embedding_dim) for _ in range(self.num_layers))
         self.reset_parameters()
 
     def walker(self) -> RandomWalkSampler:

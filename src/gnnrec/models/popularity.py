@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
+
+from gnnrec.models.base import Recommender
 
 
-class Popularity(nn.Module):
+class Popularity(Recommender):
     r"""Non-personalised popularity ranking: :math:`\hat y_{ui} = |\{v : (v, i) \in \text{train}\}|`.
 
     Nothing is learned (``trainable = False``): :meth:`fit` counts the training interactions per item
@@ -21,12 +23,12 @@ class Popularity(nn.Module):
         n_items (int): number of items.
     """
 
+    description = "most-popular items"
+    graph_model = False
     trainable = False
 
     def __init__(self, n_users: int, n_items: int) -> None:
-        super().__init__()
-        self.n_users = int(n_users)
-        self.n_items = int(n_items)
+        super().__init__(n_users, n_items)
         self.register_buffer("counts", torch.zeros(self.n_items))  # [n_items] float32
         self.reset_parameters()
 
@@ -34,9 +36,9 @@ class Popularity(nn.Module):
         self.counts.zero_()
 
     @torch.no_grad()
-    def fit(self, train_items: Tensor) -> "Popularity":
-        """Set ``counts`` from the item ids of the training interactions (``[E]`` long)."""
-        items = torch.as_tensor(train_items, dtype=torch.long, device=self.counts.device)
+    def fit(self, data: Any) -> "Popularity":
+        """Set ``counts`` from ``data.train_item``, the item ids of the training interactions (``[E]``)."""
+        items = torch.as_tensor(data.train_item, dtype=torch.long).to(self.counts.device)
         self.counts.copy_(torch.bincount(items, minlength=self.n_items).to(self.counts.dtype))
         return self
 

@@ -4,14 +4,16 @@ Liao et al. 2022, and DiffNet++, Wu et al. 2020)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import torch
+from pydantic import Field, StrictBool, StrictInt
 from torch import Tensor, nn
 
-from gnnrec.models.common import (GraphInputError, SymmetricEdgeDropout, WholeGraphRecommender, check_graph_sizes,
-                                  check_unit, graph_tensor)
-from gnnrec.models.lightgcn import symmetric_spmm
+from gnnrec.config.schema import ModelParams, Number, OpenUnit, PositiveInt
+from gnnrec.graph import symmetric_spmm
+from gnnrec.models.base import GraphInputError
+from gnnrec.models.common import SymmetricEdgeDropout, WholeGraphRecommender, check_unit, graph_tensor
 
 
 class SocialGNN(WholeGraphRecommender):
@@ -43,11 +45,20 @@ class SocialGNN(WholeGraphRecommender):
         init_std (float): std of the normal initialisation of the embeddings. (default: ``0.1``)
     """
 
+    class Params(ModelParams):
+        embedding_dim: PositiveInt = 64
+        num_layers: Annotated[StrictInt, Field(ge=0)] = 3
+        social_weight: Annotated[Number, Field(ge=0)] = 0.5
+        attention: StrictBool = True
+        edge_dropout: OpenUnit = 0.0
+
+    description = "LightGCN plus propagation over the kept social ties, a learned gate per tie"
+    traits = "propagation over social ties"
+
     def __init__(self, n_users: int, n_items: int, embedding_dim: int = 64, num_layers: int = 3,
                  social_weight: float = 0.5, attention: bool = True, edge_dropout: float = 0.0,
                  init_std: float = 0.1) -> None:
-        super().__init__()
-        self._init_embedding(n_users, n_items, embedding_dim, init_std)
+        super().__init__(n_users, n_items, embedding_dim, init_std)
         self.num_layers = int(num_layers)
         self.social_weight = float(social_weight)
         if self.social_weight < 0:
@@ -70,7 +81,7 @@ class SocialGNN(WholeGraphRecommender):
     def prepare(self, graph: dict[str, Any]) -> "SocialGNN":
         """Store the social ties of ``graph`` (undirected, distinct, no self-loops) and their
         normalisation :math:`1/\\sqrt{d_u d_v}`."""
-        check_graph_sizes(self, graph)
+        self.check_graph_sizes(graph)
         src, dst = graph_tensor(graph, "social_src"), graph_tensor(graph, "social_dst")
         if src.numel() == 0:
             raise GraphInputError("model 'social' needs social ties, but the graph has none (the dataset has "

@@ -17,6 +17,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
+from gnnrec.reporting.formatting import metric_label
+
 DPI = 110
 PALETTE = ("#2563eb", "#ea580c", "#16a34a", "#9333ea", "#dc2626", "#0891b2", "#ca8a04", "#db2777",
            "#4b5563", "#65a30d")
@@ -127,7 +129,7 @@ def metrics_comparison(table: pd.DataFrame, colors: Optional[Mapping[str, str]] 
             keep = ~np.isnan(vals)
             ax.bar(x[keep] - 0.4 + width * (i + 0.5), vals[keep], width=width * 0.92,
                    color=colors.get(model, PALETTE[i % len(PALETTE)]), label=model)
-        ax.set_xticks(x, [_metric_label(c) for c in cols])
+        ax.set_xticks(x, [metric_label(c) for c in cols])
         ax.set_title("Test metrics")
         ax.grid(axis="x", visible=False)
         ax.set_ylim(bottom=0)
@@ -176,14 +178,6 @@ def _log_subs(values: np.ndarray) -> tuple[float, ...]:
     if span < 2.2:
         return (1.0, 2.0, 5.0)
     return (1.0,)
-
-
-_METRIC_LABELS = {"recall": "Recall", "ndcg": "NDCG", "precision": "Precision", "hitrate": "HitRate"}
-
-
-def _metric_label(key: str) -> str:
-    name, sep, k = str(key).partition("@")
-    return f"{_METRIC_LABELS.get(name, name)}{sep}{k}"
 
 
 __all__ = ["training_curves", "metrics_comparison", "degree_distribution", "model_colors", "DPI"]

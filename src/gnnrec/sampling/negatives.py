@@ -11,7 +11,24 @@ import torch
 from torch import Tensor
 
 
-class UniformNegativeSampler:
+class NegativeSampler:
+    """What the training loop calls on a negative sampler: :meth:`sample` (``needs_model``: whether it
+    takes the model and adjacency, to score candidates), :meth:`set_epoch` at the start of every epoch,
+    :meth:`contains` (is an item a training positive of its user)."""
+
+    needs_model = False
+
+    def sample(self, users: Tensor, generator: Optional[torch.Generator] = None, **kwargs) -> Tensor:
+        raise NotImplementedError
+
+    def contains(self, users: Tensor, items: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def set_epoch(self, epoch: int) -> None:
+        """Called before each epoch (a curriculum may change with it); default: nothing."""
+
+
+class UniformNegativeSampler(NegativeSampler):
     r"""Uniform negatives that exclude each user's training positives, exactly, in one pass.
 
     Instead of rejection sampling (which needs rounds and either a host sync to see whether collisions
@@ -67,7 +84,7 @@ class UniformNegativeSampler:
         return self.keys[pos] == key
 
 
-class PopularityNegativeSampler:
+class PopularityNegativeSampler(NegativeSampler):
     r"""Negatives drawn with probability proportional to the item's training degree to the power
     ``alpha`` (word2vec's 0.75 by default; ``alpha = 0`` is uniform), excluding the user's positives.
 
@@ -112,7 +129,7 @@ class PopularityNegativeSampler:
         return self.exact.contains(users, items)
 
 
-class HardNegativeSampler:
+class HardNegativeSampler(NegativeSampler):
     r"""Hard negatives scored by the current model: for each user, ``pool`` candidates are drawn by a
     base sampler (non-positives, uniform by default) and the one the model scores highest is the
     negative (dynamic negative sampling, Zhang et al., SIGIR 2013).

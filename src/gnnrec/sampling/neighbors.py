@@ -6,7 +6,8 @@ only the batch's receptive field: its memory grows with the batch size and the f
 graph.
 
 A graph is a CSR pair ``(indptr [N + 1], indices [nnz])`` of long tensors: the neighbours of node ``v``
-are ``indices[indptr[v]:indptr[v + 1]]`` (build it with :func:`csr_adjacency`).
+are ``indices[indptr[v]:indptr[v + 1]]``, sorted and distinct (build it with
+:func:`gnnrec.graph.csr_from_pairs`, or :func:`bipartite_csr` for the user–item graph).
 
 Sampling one hop for ``n`` nodes with fanout ``f`` returns a dense ``[n, f]`` table of neighbour ids and
 a ``[n, f]`` mask:
@@ -29,27 +30,17 @@ import numpy as np
 import torch
 from torch import Tensor
 
-
-def csr_adjacency(n_nodes: int, src, dst, symmetric: bool = False) -> tuple[Tensor, Tensor]:
-    """CSR ``(indptr [n_nodes + 1], indices [nnz])`` of the edges ``src → dst`` (duplicates merged,
-    neighbours sorted); with ``symmetric=True`` every edge is added in both directions."""
-    src = torch.as_tensor(np.asarray(src), dtype=torch.long) if not isinstance(src, Tensor) else src.long()
-    dst = torch.as_tensor(np.asarray(dst), dtype=torch.long) if not isinstance(dst, Tensor) else dst.long()
-    if symmetric:
-        src, dst = torch.cat([src, dst]), torch.cat([dst, src])
-    keys = torch.unique(src * n_nodes + dst)                                 # sorted by (src, dst)
-    rows, cols = keys // n_nodes, keys % n_nodes
-    indptr = torch.zeros(n_nodes + 1, dtype=torch.long, device=keys.device)
-    indptr[1:] = torch.cumsum(torch.bincount(rows, minlength=n_nodes), 0)
-    return indptr, cols
+from gnnrec.graph import CSR, as_long_tensor, csr_from_pairs
 
 
-def bipartite_csr(n_users: int, n_items: int, users, items) -> tuple[Tensor, Tensor]:
+def bipartite_csr(n_users: int, n_items: int, users, items) -> CSR:
     """Symmetric CSR of the user–item graph with the node numbering of
-    :func:`gnnrec.graph.bipartite_adjacency` (users ``0..n_users-1``, then items)."""
-    users = torch.as_tensor(np.asarray(users), dtype=torch.long) if not isinstance(users, Tensor) else users.long()
-    items = torch.as_tensor(np.asarray(items), dtype=torch.long) if not isinstance(items, Tensor) else items.long()
-    return csr_adjacency(n_users + n_items, users, items + n_users, symmetric=True)
+    :func:`gnnrec.graph.bipartite_adjacency` (users ``0..n_users-1``, then items ``n_users + item``):
+    every interaction ``(u, i)`` is the two edges ``u → n_users + i`` and ``n_users + i → u``, built by
+    :func:`gnnrec.graph.csr_from_pairs` (neighbours sorted, repeated interactions merged)."""
+    users, items = as_long_tensor(users), as_long_tensor(items)
+    nodes = items + n_users
+    return csr_from_pairs(n_users + n_items, n_users + n_items, torch.cat([users, nodes]), torch.cat([nodes, users]))
 
 
 def _rand(shape: tuple[int, ...], generator: Optional[torch.Generator], device: torch.device) -> Tensor:

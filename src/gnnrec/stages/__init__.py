@@ -2,7 +2,9 @@
 
 A stage reads files and writes files (atomically) and nothing else; :func:`run_stage` is the single
 entry point used by the CLI and by the Prefect tasks. It loads and validates the params, runs the stage,
-and records the stage's wall time in ``reports/timings/<stage>.json`` (timings never go into metrics).
+and records the stage's wall time in ``reports/timings/<stage>.json`` (timings never go into metrics):
+``seconds`` is the stage's own work (``run``), ``import_seconds`` the import of its module (the
+libraries it needs: pandas, torch ...), both measured inside the process.
 """
 
 from __future__ import annotations
@@ -21,11 +23,6 @@ from gnnrec.errors import ConcurrentRunError
 from gnnrec.io import write_json
 from gnnrec.paths import Paths
 
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - not POSIX: no advisory lock
-    fcntl = None  # type: ignore[assignment]
-
 STAGES = ("ingest", "validate", "split", "build_graph", "train", "evaluate", "report")
 
 
@@ -36,15 +33,19 @@ def stage_id(stage: str, model: Optional[str] = None) -> str:
 
 def run_stage(stage: str, model: Optional[str] = None, root: str | Path = ".",
               params: Optional[Params] = None) -> dict[str, Any]:
-    """Run one stage in the project at ``root`` and return its summary (with ``seconds``)."""
+    """Run one stage in the project at ``root`` and return its summary (with ``seconds``, its own work)."""
     if stage not in STAGES:
         raise ValueError(f"unknown stage {stage!r}; stages are {', '.join(STAGES)}")
     if (stage == "train") != (model is not None):
         raise ValueError("a model name is needed for (and only for) the train stage")
     root = Path(root)
-    params = params if params is not None else load_params(root / "params.yaml")
+    # the models' own sections are checked by ingest (the first stage: bad params fail before any work)
+    # and on first use by the stages that build models; the others load params without importing torch
+    params = params if params is not None else load_params(root / "params.yaml", check_models=stage == "ingest")
     paths = Paths(root)
+    t_import = time.perf_counter()
     module = importlib.import_module(f"gnnrec.stages.{stage}")
+    import_seconds = time.perf_counter() - t_import
     name = stage_id(stage, model)
     with project_lock(paths, name):
         started = datetime.now(timezone.utc)
@@ -52,6 +53,7 @@ def run_stage(stage: str, model: Optional[str] = None, root: str | Path = ".",
         summary = module.run(params, paths, model) if model else module.run(params, paths)
         seconds = time.perf_counter() - t0
         write_json(paths.timing(name), {"stage": name, "seconds": round(seconds, 3),
+                                        "import_seconds": round(import_seconds, 3),
                                         "started": started.isoformat(timespec="seconds")})
     summary = dict(summary or {})
     summary["seconds"] = round(seconds, 3)
@@ -60,38 +62,43 @@ def run_stage(stage: str, model: Optional[str] = None, root: str | Path = ".",
 
 @contextlib.contextmanager
 def project_lock(paths: Paths, holder: str) -> Iterator[None]:
-    """Hold the project's advisory lock (``artifacts/.lock``, ``flock``) while a stage runs.
+    """Hold the project's lock (``artifacts/.lock``, a :class:`filelock.FileLock`) while a stage runs.
 
     Two stages of one project never run at once: DVC serialises its own runs with its repo lock, and this
     lock covers stage runs outside DVC (``gnnrec stage``, ``python -m flows.stage``). A second run fails at
-    once with :class:`ConcurrentRunError` naming the running stage. The kernel drops the lock when its
-    process dies (even by SIGKILL), so a crash never leaves a stale lock behind."""
-    if fcntl is None:  # pragma: no cover
+    once with :class:`ConcurrentRunError` naming the running stage, its pid and when it started; the holder
+    writes these to ``artifacts/.lock.holder.json`` (atomically) once it has the lock. The lock is an OS
+    lock (``flock`` on POSIX, ``msvcrt`` locking on Windows), which the kernel drops when its process dies,
+    even by SIGKILL, so a crash never leaves a stale lock behind: a holder file left by a killed holder is
+    overwritten by the next one."""
+    from filelock import FileLock, Timeout
+
+    lock_file = paths.lock
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    holder_file = holder_path(paths)
+    lock = FileLock(lock_file, timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise ConcurrentRunError(f"another gnnrec stage is running in this project ({_holder(holder_file)}; lock "
+                                 f"{lock_file}): wait for it to finish, then run again") from None
+    try:
+        write_json(holder_file, {"stage": holder, "pid": os.getpid(),
+                                 "started": datetime.now(timezone.utc).isoformat(timespec="seconds")})
         yield
-        return
-    lock = paths.lock
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except (BlockingIOError, PermissionError):
-            raise ConcurrentRunError(f"another gnnrec stage is running in this project ({_holder(fd)}; lock "
-                                     f"{lock}): wait for it to finish, then run again") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, json.dumps({"stage": holder, "pid": os.getpid(),
-                                 "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}).encode())
-        try:
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
-        os.close(fd)
+        holder_file.unlink(missing_ok=True)
+        lock.release()
 
 
-def _holder(fd: int) -> str:
+def holder_path(paths: Paths) -> Path:
+    """Where the holder of ``paths.lock`` names itself: ``artifacts/.lock.holder.json``."""
+    return paths.lock.with_name(paths.lock.name + ".holder.json")
+
+
+def _holder(holder_file: Path) -> str:
     try:
-        info = json.loads(os.pread(fd, 4096, 0).decode() or "{}")
+        info = json.loads(holder_file.read_text(encoding="utf-8"))
         return f"stage {info['stage']}, pid {info['pid']}, started {info['started']}"
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError):   # not written yet, or being replaced
         return "holder unknown"

@@ -19,13 +19,14 @@ import numpy as np
 import pandas as pd
 import torch
 
+from gnnrec.artifacts import load_graph, load_interaction_data
 from gnnrec.config import Params
 from gnnrec.errors import DataError
-from gnnrec.evaluation import csr_from_pairs, csr_union, evaluable_users, evaluate_ranking, top_k_items
+from gnnrec.evaluation import csr_union, evaluable_users, evaluate_ranking, top_k_items
+from gnnrec.graph import csr_from_pairs
 from gnnrec.io import load_torch, read_parquet, write_json, write_parquet
 from gnnrec.models import model_from_checkpoint
 from gnnrec.paths import Paths
-from gnnrec.stages.train import load_graph, load_interaction_data
 from gnnrec.training import prepare_adjacency, resolve_device
 
 RECOMMENDATION_COLUMNS = ["model", "user", "rank", "item", "score"]

@@ -2,17 +2,19 @@
 
 Every value is kept as text and every record keeps ``row``, its line in the source file, so that the
 validate stage can type-check the values and point at the offending lines. The three tables are always
-written (0 rows when the source has no such file), then ``manifest.json`` names the source files.
+written (0 rows when the source has no such file), then ``manifest.json`` names the source files and,
+per table, the source column behind each table column (so that validation messages can name the
+columns as the user's file does).
 """
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
 from gnnrec.config import Params
-from gnnrec.datasets import TABLES, RawTables, load_source
+from gnnrec.constants import TABLES
+from gnnrec.datasets import RawTables, load_source
 from gnnrec.io import write_json, write_parquet
 from gnnrec.paths import Paths
 
@@ -38,14 +40,16 @@ def rooted(params: Params, root: Path) -> Params:
         return params
     if not relative or Path(root) == Path("."):
         return params
-    data = dataclasses.replace(params.data, path=str(Path(root) / params.data.path))
-    return dataclasses.replace(params, data=data)
+    data = params.data.model_copy(update={"path": str(Path(root) / params.data.path)})
+    return params.model_copy(update={"data": data})
 
 
 def build_manifest(tables: RawTables) -> dict[str, Any]:
-    """The manifest of ``docs/contracts.md``: per table its source file and rows (``None``: no such file)."""
+    """The manifest of ``docs/contracts.md``: per table its source file, rows and ``columns`` (table column →
+    source column, ``{}`` for a format without column names); ``None`` for a table without a file."""
     entries: dict[str, Any] = {}
     for name in TABLES:
         file = tables.files.get(name)
-        entries[name] = None if file is None else {"file": str(file.resolve()), "rows": len(tables.table(name))}
+        entries[name] = None if file is None else {"file": str(file.resolve()), "rows": len(tables.table(name)),
+                                                   "columns": dict(tables.columns.get(name) or {})}
     return {"source": tables.source, "path": str(tables.path), "tables": entries}

@@ -2,7 +2,7 @@
 ``reports/report.md`` and ``reports/figures/*.png``.
 
 Reads (paths from :class:`gnnrec.paths.Paths`): ``reports/{validation,graph,metrics,evaluation}.json``,
-``reports/train/<model>.{json,csv}``, ``artifacts/recommendations.parquet``,
+``reports/train/<model>.json``, ``reports/curves/<model>.csv``, ``artifacts/recommendations.parquet``,
 ``artifacts/dataset/{users,items}.parquet``, ``artifacts/split/{train,test}.parquet``,
 ``artifacts/ingest/manifest.json`` and whatever ``reports/timings/*.json`` exist. Only the validation,
 graph and metrics reports are required.
@@ -13,10 +13,9 @@ from __future__ import annotations
 from typing import Any
 
 from gnnrec.config import Params
-from gnnrec.io import write_bytes, write_text
 from gnnrec.paths import Paths
-from gnnrec.reporting.render import (build_context, metrics_table_rows, render_html, render_markdown,
-                                     render_summary_markdown)
+from gnnrec.reporting.context import build_context
+from gnnrec.reporting.render import metrics_table_rows, render_summary_markdown, write_report
 
 
 def run(params: Params, paths: Paths) -> dict[str, Any]:
@@ -27,21 +26,7 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
     layer publishes as Prefect markdown and table artifacts.
     """
     context = build_context(params, paths)
-    html = render_html(context)
-    markdown = render_markdown(context)
-
-    written = []
-    for fig in context["figures"]:
-        write_bytes(paths.figures / fig["filename"], fig["png"])
-        written.append(fig["filename"])
-    # The figures folder is this stage's own output: drop figures an earlier run wrote that this one did not.
-    if paths.figures.is_dir():
-        for stale in paths.figures.glob("*.png"):
-            if stale.name not in written:
-                stale.unlink()
-    write_text(paths.report_md, markdown)
-    write_text(paths.report_html, html)
-
+    written = write_report(context, paths)
     metrics = context["metrics"]
     return {
         "html": str(paths.report_html),

@@ -16,8 +16,10 @@ from gnnrec.split import split_interactions
 def run(params: Params, paths: Paths) -> dict[str, Any]:
     interactions = read_parquet(paths.dataset / "interactions.parquet")
     cfg = params.split
-    parts = split_interactions(interactions, cfg.method, cfg.ratios, params.seed, cfg.min_user_interactions)
+    parts = split_interactions(interactions, cfg.method, cfg.ratios, params.split_seed,
+                               cfg.min_user_interactions)
     for name in ("train", "val", "test"):
         write_parquet(paths.split / f"{name}.parquet", getattr(parts, name))
-    return {"method": cfg.method, "fixed_test": "split" in interactions.columns, "train": len(parts.train), "val": len(parts.val), "test": len(parts.test),
+    return {"method": cfg.method, "fixed_test": "split" in interactions.columns,
+            "train": len(parts.train), "val": len(parts.val), "test": len(parts.test),
             "test_users": int(parts.test["user_id"].nunique())}

@@ -3,62 +3,41 @@
 Reads ``artifacts/graph/graph.pt`` (training edges) and ``artifacts/split/val.parquet``; trains with
 :func:`gnnrec.training.train_model` (BPR, early stopping on ``train.early_stop``) using ``train`` with
 the model section's overrides; writes ``artifacts/models/<model>.pt``, ``reports/train/<model>.json``
-and ``reports/train/<model>.csv`` (see docs/contracts.md).
+and the per-epoch curve ``reports/curves/<model>.csv`` (a DVC plot). The summary also carries the model's
+description, traits and whether it is a graph model, so that the report never imports a model.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import torch
 
+from gnnrec.artifacts import load_graph, load_interaction_data
 from gnnrec.checkpointing import input_key
 from gnnrec.config import Params
-from gnnrec.errors import DataError
-from gnnrec.io import load_torch, read_parquet, save_torch, write_csv, write_json
-from gnnrec.models import GraphInputError, build_model, checkpoint, prepare_model
+from gnnrec.io import save_torch, write_csv, write_json
+from gnnrec.models import build_model, checkpoint, model_class
+from gnnrec.models.base import GraphInputError
 from gnnrec.paths import Paths
-from gnnrec.training import InteractionData, resolve_device, train_model
+from gnnrec.training import resolve_device, train_model
 
 HISTORY_COLUMNS = ["epoch", "loss", "val_score", "seconds"]
-
-
-def load_graph(paths: Paths) -> dict[str, Any]:
-    if not paths.graph.exists():
-        raise DataError("no graph: run the build_graph stage first", file=str(paths.graph))
-    return load_torch(paths.graph)
-
-
-def load_interaction_data(paths: Paths, graph: dict[str, Any]) -> InteractionData:
-    """Training edges from ``graph.pt`` and validation pairs from ``val.parquet``."""
-    val_path = paths.split / "val.parquet"
-    if not val_path.exists():
-        raise DataError("no validation split: run the split stage first", file=str(val_path))
-    val = read_parquet(val_path)
-    return InteractionData(
-        n_users=int(graph["n_users"]), n_items=int(graph["n_items"]),
-        train_user=graph["train_user"], train_item=graph["train_item"],
-        val_user=val["user_id"].to_numpy(np.int64), val_item=val["item_id"].to_numpy(np.int64))
 
 
 def model_kwargs(params: Params, name: str, n_users: int, n_items: int) -> dict[str, Any]:
     """Constructor kwargs of model ``name``: the sizes plus its section's architecture keys
     (the training overrides ``epochs``, ``batch_size``, ``lr``, ``l2``, ``patience`` are not passed)."""
-    section = params.model(name)
-    arch = {f.name: getattr(section, f.name) for f in dataclasses.fields(section)
-            if f.name not in ("epochs", "batch_size", "lr", "l2", "patience")}
-    return {"n_users": n_users, "n_items": n_items, **arch}
+    return {"n_users": n_users, "n_items": n_items, **params.model(name).architecture()}
 
 
 def prepare_graph_inputs(model: Any, model_name: str, graph: dict[str, Any], params: Params) -> None:
-    """:func:`gnnrec.models.prepare_model`; a model that cannot run on this graph (``social`` without
+    """``model.prepare(graph)``; a model that cannot run on this graph (``social`` without
     social ties) is a :class:`GraphInputError` naming ``models``, the model and the dataset."""
     try:
-        prepare_model(model, graph)
+        model.prepare(graph)
     except GraphInputError as exc:
         raise GraphInputError(f"params: key 'models': {model_name!r} cannot run on the dataset "
                               f"{params.data.source!r} ({params.data.path}): {exc}; "
@@ -72,23 +51,28 @@ def run(params: Params, paths: Paths, model_name: str) -> dict[str, Any]:
     device = resolve_device(cfg.device)
     kwargs = model_kwargs(params, model_name, data.n_users, data.n_items)
 
-    torch.manual_seed(params.seed)                     # the initial weights depend on the seed only
-    model = build_model(model_name, **kwargs)
+    torch.manual_seed(params.seed)                     # the initial weights depend on the (training) seed only
+    target = params.model_target(model_name)                  # a user's model: its import path
+    model = build_model(model_name, target, **kwargs)
     prepare_graph_inputs(model, model_name, graph, params)     # social ties, sampler CSR: fails before training
     resume = resume_path(params, paths, model_name, cfg)      # outside DVC's outputs; see gnnrec.checkpointing
     result = train_model(model, data, cfg, metric=cfg.early_stop, seed=params.seed,
                          chunk_size=params.evaluate.chunk_size, checkpoint_path=resume)
 
-    save_torch(paths.model(model_name), checkpoint(model_name, kwargs, model))
+    save_torch(paths.model(model_name), checkpoint(model_name, kwargs, model, target))
     hyper = {k: v for k, v in kwargs.items() if k not in ("n_users", "n_items")}
-    if getattr(model, "trainable", True):
+    if model.trainable:
         hyper.update({"epochs": cfg.epochs, "batch_size": cfg.batch_size, "lr": cfg.lr, "l2": cfg.l2,
                       "patience": cfg.patience, "negatives": cfg.negatives, "loss": cfg.loss,
-                      **({"temperature": cfg.temperature} if cfg.loss == "softmax" else {}), "eval_every": cfg.eval_every,
-                      "max_seconds": cfg.max_seconds})
+                      **({"temperature": cfg.temperature} if cfg.loss == "softmax" else {}),
+                      "eval_every": cfg.eval_every, "max_seconds": cfg.max_seconds})
     hyper["seed"] = params.seed
+    cls = model_class(model_name, target)
     summary = {
         "model": model_name,
+        "description": cls.description or cls.__name__,
+        "traits": cls.traits,
+        "graph_model": cls.graph_model,
         "hyperparameters": hyper,
         "n_params": int(sum(p.numel() for p in model.parameters())),
         "epochs_run": result.epochs_run,
@@ -116,8 +100,8 @@ def resume_path(params: Params, paths: Paths, model_name: str, cfg: Any) -> Path
     ``checkpoint_every``, seed, evaluation chunk size, torch version), so only an identical run resumes."""
     config = {
         "model": model_name,
-        "section": dataclasses.asdict(params.model(model_name)),
-        "train": {k: v for k, v in dataclasses.asdict(cfg).items() if k != "checkpoint_every"},
+        "section": params.model(model_name).model_dump(mode="json"),
+        "train": {k: v for k, v in cfg.model_dump(mode="json").items() if k != "checkpoint_every"},
         "seed": params.seed,
         "chunk_size": params.evaluate.chunk_size,
         "torch": torch.__version__,

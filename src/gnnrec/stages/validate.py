@@ -1,6 +1,7 @@
 """validate stage: ingest tables → checked, repaired, filtered canonical tables with contiguous ids.
 
-Reads ``artifacts/ingest/{interactions,social,items}.parquet`` and ``manifest.json``; writes
+Reads ``artifacts/ingest/{interactions,social,items}.parquet`` and ``manifest.json`` (source files and
+column names: messages name columns as the user's file does); writes
 ``artifacts/dataset/{interactions,social,users,items}.parquet``, ``reports/validation.json`` and a copy
 of the report in ``logs/validation/latest.json``. When validation fails, both report files are written
 before :class:`~gnnrec.errors.DataValidationError` is raised (its ``report_path`` is the log copy).
@@ -15,26 +16,31 @@ from typing import Any, Optional
 import pandas as pd
 
 from gnnrec.config import Params
+from gnnrec.constants import TABLES
 from gnnrec.errors import DataError, DataValidationError
 from gnnrec.io import read_json, read_parquet, write_json, write_parquet
 from gnnrec.paths import Paths
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
-TABLES = ("interactions", "social", "items")
+Ingest = tuple[dict[str, Optional[pd.DataFrame]], dict[str, Optional[str]], dict[str, dict[str, str]]]
 
 
-def _read_ingest(paths: Paths) -> tuple[dict[str, Optional[pd.DataFrame]], dict[str, Optional[str]]]:
+def _read_ingest(paths: Paths) -> Ingest:
+    """The ingest tables (``None``: not written), their source files and their source column names."""
     manifest_path = paths.ingest / "manifest.json"
     if not manifest_path.exists():
         raise DataError("no ingest manifest: run the ingest stage first", file=str(manifest_path))
     manifest = read_json(manifest_path)
     entries = manifest.get("tables") or {}
     files: dict[str, Optional[str]] = {}
+    columns: dict[str, dict[str, str]] = {}
     frames: dict[str, Optional[pd.DataFrame]] = {}
     for name in TABLES:
         entry = entries.get(name)
         files[name] = entry.get("file") if isinstance(entry, dict) else None
+        named = entry.get("columns") if isinstance(entry, dict) else None  # absent in older manifests
+        columns[name] = {str(k): str(v) for k, v in named.items()} if isinstance(named, dict) else {}
         path = paths.ingest / f"{name}.parquet"
         if path.exists():
             frames[name] = read_parquet(path)
@@ -42,7 +48,7 @@ def _read_ingest(paths: Paths) -> tuple[dict[str, Optional[pd.DataFrame]], dict[
             raise DataError("missing ingest table: run the ingest stage first", file=str(path))
         else:
             frames[name] = None
-    return frames, files
+    return frames, files, columns
 
 
 def _write_reports(paths: Paths, report: dict[str, Any]) -> None:
@@ -51,19 +57,20 @@ def _write_reports(paths: Paths, report: dict[str, Any]) -> None:
 
 
 def run(params: Params, paths: Paths) -> dict[str, Any]:
-    from gnnrec import validation
+    """Validate the ingest tables and write the canonical dataset and the report; return the stats."""
+    from gnnrec.datasets.build import build_dataset, check_min_rating
+    from gnnrec.validation import validate_tables
 
-    frames, files = _read_ingest(paths)
+    frames, files, columns = _read_ingest(paths)
     interactions = frames["interactions"]
     assert interactions is not None
     # a params error is cheaper to report before the checks run
-    validation.check_min_rating(params.data.min_rating, "rating" in interactions.columns)
+    check_min_rating(params.data.min_rating, "rating" in interactions.columns)
     try:
-        checked = validation.validate_tables(
+        checked = validate_tables(
             interactions, frames["social"], frames["items"], strict=params.validate.strict,
-            max_examples=params.validate.max_examples, files=files)
-        dataset = validation.build_dataset(checked, min_rating=params.data.min_rating,
-                                           k_core=params.data.k_core)
+            max_examples=params.validate.max_examples, files=files, columns=columns)
+        dataset = build_dataset(checked, min_rating=params.data.min_rating, k_core=params.data.k_core)
     except DataValidationError as error:
         report = getattr(error, "report", None)
         if report is not None:

@@ -1,0 +1,29 @@
+"""Choice constants, defined once (torch-free: the params schema and every stage import them).
+
+Each choice is a ``Literal`` type (what the params schema validates against) and the tuple of its values
+(what code and messages list), derived from it."""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+#: data sources of ``data.source``
+SourceName = Literal["synthetic", "movielens-100k", "lastfm-hetrec", "csv", "parquet", "lightgcn-format"]
+SplitMethod = Literal["random", "temporal"]
+NegativeStrategy = Literal["uniform", "popularity", "hard"]
+LossName = Literal["bpr", "softmax"]
+#: how a model combines its layer outputs (against over-smoothing)
+LayerCombination = Literal["mean", "concat", "last"]
+SageAggregator = Literal["mean", "pool", "lstm"]
+
+SOURCES: tuple[str, ...] = get_args(SourceName)
+SPLIT_METHODS: tuple[str, ...] = get_args(SplitMethod)
+NEGATIVE_STRATEGIES: tuple[str, ...] = get_args(NegativeStrategy)
+LOSSES: tuple[str, ...] = get_args(LossName)
+LAYER_COMBINATIONS: tuple[str, ...] = get_args(LayerCombination)
+SAGE_AGGREGATORS: tuple[str, ...] = get_args(SageAggregator)
+
+#: the canonical tables of ingest and validate
+TABLES = ("interactions", "social", "items")
+#: ranking metrics ``<name>@K`` of :mod:`gnnrec.evaluation`, in the report's column order
+METRIC_NAMES = ("recall", "ndcg", "precision", "hitrate", "mrr", "map")

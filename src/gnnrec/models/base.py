@@ -1,0 +1,132 @@
+"""The model contract: :class:`Recommender`, the base every model implements.
+
+What the training loop, the evaluator and the stages call on a model — and nothing else:
+
+- sizes ``n_users``, ``n_items``; class attributes ``Params`` (the schema of its ``params.yaml`` section,
+  a :class:`gnnrec.config.ModelParams`; its keys but the training overrides are the constructor's
+  keywords), ``description`` and ``traits`` (for the report), ``graph_model`` (does it learn from the
+  graph, or is it a baseline), ``trainable`` (trained by the loop, or fitted in one pass);
+- :meth:`reset_parameters`, :meth:`embed` (ranking), :meth:`forward` (BPR scores of a batch),
+  :meth:`batch_embeddings` (a batch's final embeddings, for losses on embeddings), :meth:`ego_embeddings`
+  (the layer-0 rows the L2 penalty applies to), :meth:`prepare` (graph inputs beyond the adjacency),
+  :meth:`negative_sampler` (a model may adapt the loop's negatives), :meth:`fit` (training-free models),
+  :meth:`score_users` (direct scoring of a chunk of users);
+- declared now, implemented by later models: :meth:`infer_users` / :meth:`infer_items` (new users and
+  items from their few interactions, without a gradient step) and :meth:`subgraph_forward` (a training
+  step on a batch sub-graph). Their defaults raise :class:`NotSupportedError` naming the model.
+
+A checkpoint is ``{"model": name, "kwargs": constructor kwargs, "state_dict": ...}`` (plain tensors and
+numbers, loadable with ``torch.load(..., weights_only=True)``); :meth:`prepare` derives non-persistent
+buffers from the graph, so a checkpoint holds learned weights only.
+"""
+
+from __future__ import annotations
+
+from abc import ABCMeta, abstractmethod
+from typing import Any, ClassVar, Optional
+
+import torch
+from torch import Tensor, nn
+
+from gnnrec.config.schema import ModelParams, NoParams
+from gnnrec.errors import GnnrecError
+
+
+class NotSupportedError(GnnrecError, NotImplementedError):
+    """A capability of the contract that this model does not have."""
+
+
+class GraphInputError(GnnrecError, ValueError):
+    """A model cannot run on this graph (e.g. the social model on a dataset without social ties)."""
+
+
+class Recommender(nn.Module, metaclass=ABCMeta):
+    """Base of every model (see the module docstring for the contract)."""
+
+    Params: ClassVar[type[ModelParams]] = NoParams
+    #: one line for the report's model table
+    description: ClassVar[str] = ""
+    #: what sets the model apart from MF's free embeddings (the report's analysis names it)
+    traits: ClassVar[str] = "architecture"
+    #: learns from the graph structure (False for the MF and popularity baselines)
+    graph_model: ClassVar[bool] = True
+    #: trained by the BPR / softmax loop; False: fitted once by :meth:`fit`
+    trainable: ClassVar[bool] = True
+
+    def __init__(self, n_users: int, n_items: int) -> None:
+        super().__init__()
+        self.n_users = int(n_users)
+        self.n_items = int(n_items)
+        if self.n_users < 1 or self.n_items < 1:
+            raise ValueError(f"n_users and n_items must be >= 1, got {self.n_users} and {self.n_items}")
+
+    # ---------------------------------------------------------------------------------- required
+    @abstractmethod
+    def reset_parameters(self) -> None:
+        """Re-initialise every parameter (and fitted buffer)."""
+
+    @abstractmethod
+    def embed(self, adj: Optional[Tensor]) -> tuple[Tensor, Tensor]:
+        """``(user_emb [n_users, d], item_emb [n_items, d])``: scores are ``user_emb @ item_emb.T``."""
+
+    # ---------------------------------------------------------------------------------- training
+    def forward(self, adj: Optional[Tensor], users: Tensor, pos: Tensor, neg: Tensor) -> tuple[Tensor, Tensor]:
+        """BPR scores ``([B], [B])`` of the pairs ``(users, pos)`` and ``(users, neg)``."""
+        raise self.unsupported("forward (training scores)")
+
+    def batch_embeddings(self, adj: Optional[Tensor], users: Tensor, items: Tensor) -> tuple[Tensor, Tensor]:
+        """Final embeddings ``([len(users), d], [len(items), d])`` of a batch (losses on embeddings, such as
+        the in-batch softmax). Default: rows of :meth:`embed`; a model may compute only the batch's rows."""
+        user_emb, item_emb = self.embed(adj)
+        return user_emb[users], item_emb[items]
+
+    def ego_embeddings(self, users: Tensor, items: Tensor) -> tuple[Tensor, Tensor]:
+        """Layer-0 embeddings ``([len(users), d], [len(items), d])`` for the L2 penalty."""
+        raise self.unsupported("ego_embeddings (L2 on layer-0 embeddings)")
+
+    def prepare(self, graph: dict[str, Any]) -> "Recommender":
+        """Derive the graph inputs the model needs beyond the normalised adjacency from ``graph.pt``'s dict
+        (non-persistent buffers). Default: nothing."""
+        return self
+
+    def negative_sampler(self, sampler: Any) -> Any:
+        """The negative sampler the loop uses for this model, given the one ``train.negatives`` built.
+        Default: unchanged."""
+        return sampler
+
+    def fit(self, data: Any) -> "Recommender":
+        """One-pass fit of a training-free model (``trainable = False``) on ``data``'s training edges
+        (:class:`gnnrec.training.InteractionData`)."""
+        raise self.unsupported("fit (one-pass fitting)")
+
+    def subgraph_forward(self, batch: Any) -> tuple[Tensor, Tensor]:
+        """BPR scores of a batch computed on its sampled sub-graph (``batch``: the sub-graph and its
+        ``users``, ``pos``, ``neg`` in local ids)."""
+        raise self.unsupported("subgraph_forward (training on batch sub-graphs)")
+
+    # ---------------------------------------------------------------------------------- inference
+    @torch.no_grad()
+    def score_users(self, users: Tensor, adj: Optional[Tensor]) -> Tensor:
+        """Scores ``[len(users), n_items]`` of a chunk of users. Default: from :meth:`embed`; a model
+        without embeddings overrides it."""
+        user_emb, item_emb = self.embed(adj)
+        return user_emb[users] @ item_emb.t()
+
+    def infer_users(self, items: list[Tensor], features: Optional[Tensor] = None,
+                    friends: Optional[list[Tensor]] = None) -> Tensor:
+        """Embeddings ``[len(items), d]`` of new users from their known items (one id tensor per user),
+        side features and ties, with the trained weights and no gradient step."""
+        raise self.unsupported("infer_users (new users without retraining)")
+
+    def infer_items(self, users: list[Tensor], features: Optional[Tensor] = None) -> Tensor:
+        """Embeddings ``[len(users), d]`` of new items from the users known to have touched them."""
+        raise self.unsupported("infer_items (new items without retraining)")
+
+    # ---------------------------------------------------------------------------------- helpers
+    def unsupported(self, what: str) -> NotSupportedError:
+        return NotSupportedError(f"{what} is not supported by model {type(self).__name__}")
+
+    def check_graph_sizes(self, graph: dict[str, Any]) -> None:
+        if int(graph["n_users"]) != self.n_users or int(graph["n_items"]) != self.n_items:
+            raise GraphInputError(f"{type(self).__name__} was built for {self.n_users} users and {self.n_items} "
+                                  f"items, but the graph has {graph['n_users']} users and {graph['n_items']} items")

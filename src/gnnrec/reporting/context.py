@@ -1,0 +1,352 @@
+"""The report context: every stage's outputs read into one plain dict, one entry per report section.
+
+:func:`build_context` is the only function here that touches files (through
+:mod:`gnnrec.reporting.inputs`); the section builders are pure functions of what was read. Required
+inputs are ``reports/validation.json``, ``reports/graph.json`` and ``reports/metrics.json``; everything
+else (social graph, training histories, recommendations, timings, manifest…) is optional and its
+absence is stated in ``context["notes"]``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Mapping, Optional, Sequence
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from gnnrec.config import Params, params_to_dict
+from gnnrec.paths import Paths
+from gnnrec.reporting import figures as figs
+from gnnrec.reporting import inputs
+from gnnrec.reporting import provenance as prov
+from gnnrec.reporting.examples import examples_section
+from gnnrec.reporting.formatting import (
+    METRIC_LABELS,
+    STOP_LABELS,
+    fmt_float,
+    fmt_hyperparameter,
+    fmt_int,
+    fmt_pct,
+    fmt_seconds,
+    is_num,
+    metric_label,
+    metric_sort_key,
+)
+from gnnrec.reporting.insights import baseline_notes
+
+REPAIR_LABELS = {
+    "duplicate_interactions_merged": "Duplicate interactions merged",
+    "social_self_loops_dropped": "Social self-loops dropped",
+    "social_duplicates_dropped": "Duplicate social ties dropped",
+    "social_unknown_users_dropped": "Social ties naming unknown users dropped",
+}
+#: the columns :func:`add_cost_columns` appends to a metrics table
+COST_COLUMNS = ("Training time", "Parameters", "Best epoch")
+_DEGREE_KEYS = ("min", "p50", "mean", "p90", "max")
+
+
+def build_context(params: Params, paths: Paths) -> dict[str, Any]:
+    """Read every input of the report stage into one plain dict for the templates.
+
+    Raises :class:`~gnnrec.errors.DataError` when a required input (validation, graph or metrics
+    report) is missing; optional inputs that are missing are listed in ``context["notes"]``.
+    """
+    root = Path(paths.root)
+    notes: list[str] = []
+
+    validation = inputs.require_json(paths.validation_report, root)
+    graph = inputs.require_json(paths.graph_stats, root)
+    metrics = inputs.require_json(paths.metrics, root)
+    evaluation = inputs.optional_json(paths.eval_details, root, notes, "Evaluation details")
+    manifest_path = paths.ingest / "manifest.json"
+    manifest = inputs.optional_json(manifest_path, root, notes, "Ingest manifest")
+
+    models = _model_order(params.models, metrics)
+    colors = figs.model_colors(models)
+
+    dataset = dataset_section(params, validation, manifest)
+    graph_ctx = graph_section(graph)
+    metrics_ctx = metrics_table(models, metrics, primary=params.train.early_stop)
+    val_metrics = None
+    if evaluation and evaluation.get("models"):
+        val = {m: (v or {}).get("val") or {} for m, v in evaluation["models"].items()}
+        if any(val.values()):
+            val_metrics = metrics_table(models, val, primary=params.train.early_stop)
+
+    summaries, histories = {}, {}
+    for m in models:
+        summaries[m] = inputs.read_train_summary(paths, m)
+        if summaries[m] is None and m in params.models:
+            notes.append(f"Training summary of {m}: {inputs.rel(paths.train_summary(m), root)} not found.")
+        histories[m] = inputs.read_history(paths, m)
+    training = training_section(params, models, summaries, evaluation)
+    notes.extend(baseline_notes(metrics, training))
+    add_cost_columns(metrics_ctx, training)
+
+    figures = _figures(params, metrics_ctx, histories, inputs.read_train_degrees(paths), colors)
+    examples = examples_section(params, paths, models, notes)
+    timings = timings_section(inputs.read_timings(paths, notes), notes)
+    params_dict = params_to_dict(params)
+    params_yaml = yaml.dump(params_dict, Dumper=_ParamsDumper, sort_keys=False, default_flow_style=False,
+                            allow_unicode=True, width=100)
+
+    return {
+        "title": "gnnrec report",
+        "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "models": models,
+        "k": list(params.evaluate.k),
+        "cards": _cards(dataset, graph_ctx, metrics_ctx, timings),
+        "dataset": dataset,
+        "graph": graph_ctx,
+        "metrics": metrics_ctx,
+        "val_metrics": val_metrics,
+        "users_evaluated": (evaluation or {}).get("users_evaluated"),
+        "training": training,
+        "figures": figures,
+        "examples": examples,
+        "timings": timings,
+        "params": params_dict,
+        "params_yaml": params_yaml,
+        "provenance": prov.collect(params, root, manifest_path),
+        "notes": notes,
+    }
+
+
+class _ParamsDumper(yaml.SafeDumper):
+    """Block-style mappings (one key a line, like params.yaml) with short lists inline (``[0.8, 0.1, 0.1]``)."""
+
+
+_ParamsDumper.add_representer(
+    list, lambda dumper, data: dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=True))
+
+
+def _model_order(configured: Sequence[str], metrics: Mapping[str, Any]) -> list[str]:
+    """The configured models, then any other model with metrics (sorted)."""
+    out = list(configured)
+    out += sorted(m for m in metrics if m not in out)
+    return out
+
+
+def _figures(params: Params, metrics_ctx: Mapping[str, Any], histories: Mapping[str, Optional[pd.DataFrame]],
+             degrees: Optional[tuple[np.ndarray, np.ndarray]], colors: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Training curves, test metrics and degree distribution, each drawn when its inputs exist."""
+    out: list[dict[str, Any]] = []
+    primary = metric_label(params.train.early_stop)
+    if any(h is not None and len(h) for h in histories.values()):
+        out.append({
+            "name": "training_curves", "filename": "training_curves.png", "title": "Training curves",
+            "caption": f"Validation {primary} (dot: best epoch) and training loss per "
+                       f"epoch; models without training are not drawn.",
+            "png": figs.training_curves(histories, primary, colors=colors)})
+    if metrics_ctx["columns"] and metrics_ctx["rows"]:
+        table = pd.DataFrame(
+            [[cell["value"] if cell["value"] is not None else np.nan for cell in row["cells"]]
+             for row in metrics_ctx["rows"]],
+            index=[row["model"] for row in metrics_ctx["rows"]],
+            columns=[c["key"] for c in metrics_ctx["columns"]], dtype=float)
+        out.append({
+            "name": "metrics", "filename": "metrics.png", "title": "Test metrics by model",
+            "caption": "Test-split metrics of every model (full ranking, training and validation items masked).",
+            "png": figs.metrics_comparison(table, colors=colors)})
+    if degrees is not None:
+        out.append({
+            "name": "degree_distribution", "filename": "degree_distribution.png",
+            "title": "Degree distribution",
+            "caption": "Number of users and items per training degree (log-log); dashed line: median.",
+            "png": figs.degree_distribution(*degrees)})
+    return out
+
+
+def _cards(dataset: Mapping, graph: Mapping, metrics: Mapping, timings: Optional[Mapping]) -> list[dict]:
+    """The headline figures at the top of the report: ``{label, value, sub}`` each."""
+    stats, social, best = dataset["stats"], graph["social"], metrics["best_model"]
+    return [
+        {"label": "Users", "value": fmt_int(stats.get("users")), "sub": ""},
+        {"label": "Items", "value": fmt_int(stats.get("items")), "sub": ""},
+        {"label": "Interactions", "value": fmt_int(stats.get("interactions")),
+         "sub": f"density {fmt_pct(graph['density'], 2)}" if is_num(graph["density"]) else ""},
+        {"label": "Social ties", "value": fmt_int(social["kept"]) if social else fmt_int(stats.get("social_ties")),
+         "sub": f"kept of {fmt_int(social['ties_in'])}" if social else "no social graph"},
+        {"label": "Best model", "value": best or "—",
+         "sub": f"{metric_label(metrics['primary'])} {fmt_float(metrics['best_value'])}" if best else ""},
+        {"label": "Pipeline time", "value": fmt_seconds(timings["total"]) if timings else "—",
+         "sub": f"{len(timings['rows'])} stages" if timings else "no timings"},
+    ]
+
+
+def dataset_section(params: Params, validation: Mapping[str, Any], manifest: Optional[Mapping]) -> dict:
+    """Source, table statistics, repairs, filters and the validation checks (flagged ones apart)."""
+    stats = {k: None for k in ("users", "items", "interactions", "social_ties", "has_timestamps",
+                               "has_item_names", "has_social")}
+    stats.update(validation.get("stats") or {})
+    repairs = [{"key": k, "label": REPAIR_LABELS.get(k, k.replace("_", " ").capitalize()), "count": v}
+               for k, v in (validation.get("repairs") or {}).items()]
+    filt = validation.get("filters") or {}
+    filters = [
+        {"label": "Minimum rating", "setting": "off" if params.data.min_rating is None
+            else f"rating ≥ {params.data.min_rating:g}", "dropped": filt.get("min_rating_dropped")},
+        {"label": "k-core", "setting": "off" if params.data.k_core is None else f"k = {params.data.k_core}",
+         "dropped": filt.get("k_core_dropped_interactions")},
+    ]
+    known = {"min_rating_dropped", "k_core_dropped_interactions"}
+    filters += [{"label": k.replace("_", " ").capitalize(), "setting": "", "dropped": v}
+                for k, v in filt.items() if k not in known]
+    tables, flagged, all_checks = [], [], []
+    for name, table in (validation.get("tables") or {}).items():
+        if not table:
+            tables.append({"name": name, "present": False, "file": None, "rows": None, "checks": 0,
+                           "failed": 0})
+            continue
+        checks = table.get("checks") or []
+        tables.append({"name": name, "present": True, "file": table.get("file"), "rows": table.get("rows"),
+                       "checks": len(checks), "failed": sum(1 for c in checks if not c.get("success", True))})
+        for c in checks:
+            row = {"table": name, "expectation": c.get("expectation", ""), "column": c.get("column"),
+                   "kind": c.get("kind", ""), "success": bool(c.get("success", True)),
+                   "unexpected_count": c.get("unexpected_count", 0) or 0,
+                   "examples": [str(e) for e in (c.get("examples") or [])], "message": c.get("message", "")}
+            all_checks.append(row)
+            if not row["success"] or row["unexpected_count"]:
+                flagged.append(row)
+    return {
+        "source": (manifest or {}).get("source") or params.data.source,
+        "path": (manifest or {}).get("path") or params.data.path,
+        "success": bool(validation.get("success", True)),
+        "strict": bool(validation.get("strict", params.validate.strict)),
+        "stats": stats,
+        "repairs": repairs,
+        "repairs_total": sum(int(r["count"] or 0) for r in repairs),
+        "filters": filters,
+        "tables": tables,
+        "flagged_checks": flagged,
+        "all_checks": all_checks,
+        "failures": len(validation.get("failures") or []),
+    }
+
+
+def _degree_row(label: str, summary: Optional[Mapping[str, Any]]) -> dict:
+    summary = summary or {}
+    return {"label": label, "values": [summary.get(k) for k in _DEGREE_KEYS]}
+
+
+def graph_section(graph: Mapping[str, Any]) -> dict:
+    """Graph size, density, degree summaries and the social filter's counts (``social`` None without one)."""
+    social = graph.get("social")
+    social_ctx = None
+    if social:
+        noise = social.get("noise")
+        ties_in = social.get("ties_in") or 0
+        social_ctx = {
+            "ties_in": ties_in, "kept": social.get("kept"), "dropped": social.get("dropped"),
+            "dropped_share": (social.get("dropped") or 0) / ties_in if ties_in else None,
+            "min_common_items": social.get("min_common_items"), "min_jaccard": social.get("min_jaccard"),
+            "degrees": [_degree_row("Out-degree before filter", social.get("out_degree_before")),
+                        _degree_row("Out-degree after filter", social.get("out_degree_after"))],
+            "noise": dict(noise) if noise else None,
+        }
+    return {
+        "users": graph.get("users"), "items": graph.get("items"), "train_edges": graph.get("train_edges"),
+        "density": graph.get("density"),
+        "degree_keys": ["min", "median", "mean", "p90", "max"],
+        "degrees": [_degree_row("Users (items per user)", graph.get("user_degree")),
+                    _degree_row("Items (users per item)", graph.get("item_degree"))],
+        "social": social_ctx,
+    }
+
+
+def metrics_table(models: Sequence[str], metrics: Mapping[str, Mapping[str, Any]], primary: str) -> dict:
+    """Rows = models, columns = metric@K sorted by K then metric; best value per column flagged, and the
+    best model on ``primary`` (the last column when ``primary`` was not evaluated)."""
+    keys = sorted({k for m in models for k in (metrics.get(m) or {})}, key=metric_sort_key)
+    best = {}
+    for key in keys:
+        vals = [float(metrics[m][key]) for m in models if is_num((metrics.get(m) or {}).get(key))]
+        best[key] = max(vals) if vals else None
+    rows = []
+    for m in models:
+        present = m in metrics
+        cells = []
+        for key in keys:
+            v = (metrics.get(m) or {}).get(key)
+            v = float(v) if is_num(v) else None
+            cells.append({"key": key, "value": v, "text": fmt_float(v),
+                          "best": v is not None and best[key] is not None and v == best[key]})
+        rows.append({"model": m, "present": present, "cells": cells})
+    groups: list[dict] = []
+    for key in keys:
+        _, _, k = key.partition("@")
+        label = f"@{k}" if k else ""
+        if groups and groups[-1]["k"] == label:
+            groups[-1]["span"] += 1
+        else:
+            groups.append({"k": label, "span": 1})
+    columns = [{"key": k, "label": metric_label(k), "short": METRIC_LABELS.get(k.partition("@")[0], k),
+                "best": best[k]} for k in keys]
+    if primary not in keys:
+        primary = keys[-1] if keys else primary
+    best_model, best_value = None, None
+    for m in models:
+        v = (metrics.get(m) or {}).get(primary)
+        if is_num(v) and (best_value is None or float(v) > best_value):
+            best_model, best_value = m, float(v)
+    return {"columns": columns, "groups": groups, "rows": rows, "primary": primary,
+            "best_model": best_model, "best_value": best_value}
+
+
+def training_section(params: Params, models: Sequence[str], summaries: Mapping[str, Optional[Mapping]],
+                     evaluation: Optional[Mapping]) -> list[dict]:
+    """One row per model from its training summary (``available`` False without one), with its
+    evaluation time and, when the summary carries them, its ``traits`` and ``graph_model`` flag."""
+    rows = []
+    eval_models = (evaluation or {}).get("models") or {}
+    for m in models:
+        summary = summaries.get(m)
+        s = summary or {}
+        hp = s.get("hyperparameters") or {}
+        rows.append({
+            "model": m, "available": summary is not None,
+            "epochs_run": s.get("epochs_run"), "best_epoch": s.get("best_epoch"), "best_val": s.get("best_val"),
+            "metric": s.get("early_stop_metric") or params.train.early_stop,
+            "train_seconds": s.get("train_seconds"), "n_params": s.get("n_params"),
+            "stopped": s.get("stopped"), "stopped_label": STOP_LABELS.get(s.get("stopped"), s.get("stopped") or "—"),
+            "device": s.get("device"),
+            "eval_seconds": (eval_models.get(m) or {}).get("seconds"),
+            "hyperparameters": ", ".join(f"{k}={fmt_hyperparameter(v)}" for k, v in hp.items()),
+            "trained": s.get("stopped") not in (None, "no_training"),
+            "traits": s.get("traits"), "graph_model": s.get("graph_model"), "description": s.get("description"),
+        })
+    return rows
+
+
+def add_cost_columns(table: dict, training: Sequence[Mapping[str, Any]]) -> None:
+    """Training time, parameter count and the epoch the validation score picked (of the epochs run), next
+    to each model's test metrics, so that quality and cost read side by side."""
+    by_model = {row["model"]: row for row in training}
+    table["extra_columns"] = list(COST_COLUMNS)
+    for row in table["rows"]:
+        t = by_model.get(row["model"]) or {}
+        best, run, trained = t.get("best_epoch"), t.get("epochs_run"), t.get("trained", True)
+        epoch = "—" if best is None or not trained else (
+            f"{fmt_int(best)} of {fmt_int(run)}" if run is not None else fmt_int(best))
+        row["extra"] = [fmt_seconds(t.get("train_seconds")) if trained else "—", fmt_int(t.get("n_params")), epoch]
+
+
+def timings_section(rows: Optional[list[dict[str, Any]]], notes: list[str]) -> Optional[dict]:
+    """Stage timing rows sorted by start time, each with its share of the total; ``None`` without any."""
+    if rows is None:
+        return None
+    if not rows:
+        notes.append("Stage timings: no timing files found.")
+        return None
+    rows = sorted(rows, key=lambda r: (r["started"], r["stage"]))
+    total = sum(float(r["seconds"]) for r in rows if is_num(r["seconds"]))
+    for r in rows:
+        r["share"] = float(r["seconds"]) / total if total and is_num(r["seconds"]) else 0.0
+    return {"rows": rows, "total": total}
+
+
+__all__ = ["build_context", "dataset_section", "graph_section", "metrics_table", "training_section",
+           "add_cost_columns", "timings_section", "COST_COLUMNS", "REPAIR_LABELS"]
