@@ -19,7 +19,9 @@ run: $(STAMP) data
 	$(BIN)/python -m flows.pipeline
 	@echo "report: reports/report.html (and reports/report.md); metrics: reports/metrics.json"
 
+# lint first (ruff, configured in pyproject.toml): a violation fails the run before the tests start
 test: $(STAMP)
+	$(BIN)/ruff check
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 install: $(STAMP)

@@ -193,7 +193,7 @@ def run(
     experiment: bool = typer.Option(False, "--experiment", help="run as a DVC experiment even without -S"),
     name: Optional[str] = typer.Option(None, "--name", help="experiment name"),
     force: bool = typer.Option(False, "--force", help="rerun every stage"),
-    root: str = typer.Option(".", "--root", help="project root (default: the current directory)"),
+    root: str = typer.Option(".", "--root", help="project root"),
     verbose: bool = typer.Option(False, "--verbose", "-v",
                                  help="also show DVC's own lines (each stage's command, lock file updates)"),
 ) -> None:

@@ -316,7 +316,8 @@ def _train(model: Recommender, data: InteractionData, cfg: TrainConfig, metric: 
         result.history.append(row)
         result.epochs_run = epoch
         logger.info("epoch %d  loss %.5f  val %s %s  (%.2fs, total %.1fs)", epoch, epoch_loss, metric,
-                    "-" if val is None else f"{val:.5f}", time.perf_counter() - t_epoch, seconds)
+                    "-" if val is None else f"{val:.5f}", time.perf_counter() - t_epoch, seconds,
+                    extra={"progress_done": epoch, "progress_total": cfg.epochs, "progress_unit": "epochs"})
         if log is not None:
             log(dict(row))
         if checkpoint_path is not None and epoch % checkpoint_every == 0:     # resumable state (atomic write)

@@ -26,11 +26,9 @@ class SAGELayer(nn.Module):
 
     A node without neighbours aggregates to zeros.
 
-    With ``mean`` this is PyG's :class:`~torch_geometric.nn.conv.SAGEConv` (``aggr="mean"``, root weight), the
-    same output for the same weights (tested); it is kept because on the dense ``[n_dst, fanout]`` blocks of
-    :class:`gnnrec.sampling.NeighborSampler` a gather and a masked mean beat SAGEConv's scatter over an
-    ``edge_index``: SAGE_SPEEDUP for a two-layer training step's forward + backward (LastFM, fanouts
-    [10, 5], 2048 edges per batch, 64 dims, 2 CPU threads; ``python -m benchmarks.sage_layer``).
+    With ``mean`` this is PyG's :class:`~torch_geometric.nn.conv.SAGEConv` (``aggr="mean"``, root weight): the
+    same output for the same weights (tested). ``python -m benchmarks.sage_layer`` times the two on the same
+    blocks (LastFM, fanouts [10, 5], 2048 edges per batch, 64 dims, 2 CPU threads).
     """
 
     def __init__(self, dim: int, aggregator: str) -> None:
