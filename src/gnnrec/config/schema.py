@@ -12,7 +12,6 @@ A model's own section is declared by the model class (``Model.Params``, a :class
 
 from __future__ import annotations
 
-import math
 from typing import Annotated, Any, Optional
 
 from pydantic import (
@@ -258,8 +257,6 @@ def _plain(value: Any) -> Any:
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):  # never produced: the schema refuses them
-        return str(value)
     return value
 
 
