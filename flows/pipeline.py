@@ -131,6 +131,7 @@ def pipeline(set_params: Optional[list[str]] = None, experiment: bool = False, n
     from prefect.client.orchestration import get_client
     from prefect.states import Failed
 
+    _env.resume_gc()                 # the imports are done (flows/_env.py paused the collector for them)
     console = _CONSOLE.get("console")
     lines = _Lines(get_run_logger(), console, verbose)
     cmd = dvc_command(set_params, experiment, name, force)

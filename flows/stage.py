@@ -33,7 +33,7 @@ import typer
 from flows import _env
 from flows._console import PROGRESS_ENV, Console, clock, install, uninstall, write_event
 from flows._local_api import use_shared_api
-from gnnrec.stages import STAGES, stage_id
+from gnnrec.stages import ON_IMPORTED, STAGES, stage_id
 from tasks import BAD_INPUT
 
 if TYPE_CHECKING:
@@ -109,6 +109,8 @@ def run_stage_flow(stage: str, model: Optional[str], root: str, console: Optiona
         print(f"gnnrec: stage {name} failed: {exc}", file=sys.stderr, flush=True)
         return 1
     flow = stage_flow_object()
+    if _env.resume_gc not in ON_IMPORTED:
+        ON_IMPORTED.append(_env.resume_gc)
     handler = install(name, console)
     try:
         with _settings(url):

@@ -6,21 +6,40 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import torch
 
 from gnnrec.errors import DataError
-from gnnrec.io import load_torch, read_parquet
+from gnnrec.io import load_arrays, read_parquet, save_arrays
 from gnnrec.paths import Paths
 from gnnrec.training import InteractionData
 
+GRAPH_ARRAYS = ("train_user", "train_item", "social_src", "social_dst")
+
 
 def load_graph(paths: Paths) -> dict[str, Any]:
+    """``graph.npz`` (written by the build_graph stage) as the dict the models' ``prepare`` takes:
+    ``n_users``, ``n_items`` (ints) and the int64 tensors ``train_user``, ``train_item``, ``social_src``,
+    ``social_dst``."""
     if not paths.graph.exists():
         raise DataError("no graph: run the build_graph stage first", file=str(paths.graph))
-    return load_torch(paths.graph)
+    arrays = load_arrays(paths.graph)
+    missing = [k for k in ("n_users", "n_items", *GRAPH_ARRAYS) if k not in arrays]
+    if missing:
+        raise DataError(f"not a graph file: arrays {', '.join(missing)} missing; rerun the build_graph stage",
+                        file=str(paths.graph))
+    graph: dict[str, Any] = {"n_users": int(arrays["n_users"]), "n_items": int(arrays["n_items"])}
+    graph.update({k: torch.from_numpy(np.ascontiguousarray(arrays[k], dtype=np.int64)) for k in GRAPH_ARRAYS})
+    return graph
+
+
+def save_graph(paths: Paths, graph: dict[str, Any]) -> None:
+    """Write a graph dict (tensors or arrays, as :func:`load_graph` returns it) to ``graph.npz``."""
+    save_arrays(paths.graph, {"n_users": np.int64(graph["n_users"]), "n_items": np.int64(graph["n_items"]),
+                              **{k: np.asarray(graph[k], dtype=np.int64) for k in GRAPH_ARRAYS}})
 
 
 def load_interaction_data(paths: Paths, graph: dict[str, Any]) -> InteractionData:
-    """Training edges from ``graph.pt`` and validation pairs from ``val.parquet``."""
+    """Training edges from ``graph.npz`` and validation pairs from ``val.parquet``."""
     val_path = paths.split / "val.parquet"
     if not val_path.exists():
         raise DataError("no validation split: run the split stage first", file=str(val_path))

@@ -1,4 +1,5 @@
-"""Graphs built from the training split: the bipartite user–item graph and the filtered social graph.
+"""Graphs built from the training split: the bipartite user–item graph (the social graph's overlap
+filter, which needs no torch, is :mod:`gnnrec.social_ties`).
 
 :func:`csr_from_pairs` is the one builder of CSR index pairs: the evaluator's user × item sets, the
 samplers' adjacency lists and the normalised adjacency below are all made by it.
@@ -10,7 +11,6 @@ Node numbering of the bipartite graph: users ``0..n_users-1``, then items ``n_us
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -107,42 +107,6 @@ def sparse_csr(indptr: np.ndarray | Tensor, indices: np.ndarray | Tensor, data: 
         return torch.sparse_csr_tensor(as_long_tensor(indptr).contiguous(), as_long_tensor(indices).contiguous(),
                                        torch.from_numpy(np.ascontiguousarray(data, dtype=np.float32)),
                                        size=size, check_invariants=False)
-
-
-@dataclass(frozen=True)
-class SocialFilter:
-    """Which social ties survive the overlap filter, and why."""
-
-    keep: np.ndarray          # bool per input tie
-    common: np.ndarray        # number of training items the two users share
-    jaccard: np.ndarray       # |I_u ∩ I_v| / |I_u ∪ I_v| (0 when both are empty)
-
-
-def filter_social_ties(n_users: int, n_items: int, train_users: np.ndarray, train_items: np.ndarray,
-                       src: np.ndarray, dst: np.ndarray, min_common_items: int,
-                       min_jaccard: float, chunk: int = 65536) -> SocialFilter:
-    """Keep a tie (src → dst) when the two users' training item sets share at least
-    ``min_common_items`` items and their Jaccard similarity is at least ``min_jaccard``.
-
-    Computed per chunk of ties with sparse row products, never a dense users × items matrix.
-    """
-    import scipy.sparse as sp
-
-    src = np.asarray(src, dtype=np.int64)
-    dst = np.asarray(dst, dtype=np.int64)
-    r = sp.csr_matrix((np.ones(len(train_users), dtype=np.float32),
-                       (np.asarray(train_users), np.asarray(train_items))), shape=(n_users, n_items))
-    r.sum_duplicates()
-    r.data[:] = 1.0
-    size = np.asarray(r.sum(axis=1)).ravel()
-    common = np.zeros(len(src), dtype=np.int64)
-    for start in range(0, len(src), chunk):
-        s, d = src[start:start + chunk], dst[start:start + chunk]
-        common[start:start + chunk] = np.asarray(r[s].multiply(r[d]).sum(axis=1)).ravel().astype(np.int64)
-    union = size[src] + size[dst] - common
-    jaccard = np.divide(common, union, out=np.zeros(len(src), dtype=np.float64), where=union > 0)
-    keep = (common >= min_common_items) & (jaccard >= min_jaccard)
-    return SocialFilter(keep=keep, common=common, jaccard=jaccard)
 
 
 # ------------------------------------------------------------------------ sparse–dense products

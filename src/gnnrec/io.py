@@ -106,6 +106,41 @@ def write_csv(path: str | Path, df: "pd.DataFrame") -> None:
         df.to_csv(tmp, index=False, lineterminator="\n")
 
 
+def save_arrays(path: str | Path, arrays: dict[str, Any]) -> None:
+    """NumPy arrays (and numbers) by name into one ``.npz`` file, byte-identical for equal arrays (sorted
+    names, fixed zip timestamps: equal content, equal DVC hash), without importing torch."""
+    import zipfile
+
+    import numpy as np
+
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as archive:
+        for name in sorted(arrays):
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            array = np.asarray(arrays[name])          # 0-d stays 0-d (np.ascontiguousarray would make it 1-d)
+            with archive.open(info, "w", force_zip64=True) as fh:
+                np.lib.format.write_array(fh, array if array.flags.c_contiguous else array.copy(order="C"),
+                                          allow_pickle=False)
+
+
+def load_arrays(path: str | Path) -> dict[str, Any]:
+    """The arrays of a :func:`save_arrays` file by name (never unpickling anything); a missing or unreadable
+    file is a :class:`~gnnrec.errors.DataError` naming it."""
+    import zipfile
+
+    import numpy as np
+
+    from gnnrec.errors import DataError
+
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {name: archive[name] for name in archive.files}
+    except FileNotFoundError:
+        raise DataError("required file is missing", file=str(path)) from None
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as exc:
+        raise DataError(f"not a readable .npz file of arrays ({type(exc).__name__}: {str(exc)[:200]}); rerun the "
+                        f"stage that writes it", file=str(path)) from None
+
+
 def save_torch(path: str | Path, obj: Any, fsync: bool = True) -> None:
     """Save plain tensors / dicts / numbers (loadable with ``weights_only=True``)."""
     import torch

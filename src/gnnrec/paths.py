@@ -35,7 +35,7 @@ class Paths:
 
     @property
     def graph(self) -> Path:
-        return self.root / "artifacts" / "graph" / "graph.pt"
+        return self.root / "artifacts" / "graph" / "graph.npz"
 
     @property
     def graph_stats(self) -> Path:

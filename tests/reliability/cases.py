@@ -143,7 +143,7 @@ class Case:
     params: dict[str, Any] = field(default_factory=dict)
     params_text: Optional[Union[str, bytes]] = None  # raw params.yaml (DATA is replaced by the data folder)
     write_params: bool = True
-    stage: str = "ingest"                         # where a rejection must happen
+    stage: str = "ingest"                         # where a rejection must happen (or train@<model>)
     needles: tuple[str, ...] = ()
     check: Optional[Callable[[Path], None]] = None
     note: str = ""                                # shown in reports/reliability.md
@@ -442,8 +442,10 @@ CASES: list[Case] = [
          needles=("models", "transformer")),
     Case("params", "unknown data source", "reject", params_text="data:\n  source: excel\n",
          needles=("data.source", "excel", "movielens-100k")),
-    Case("params", "model hyperparameter of the wrong type", "reject", params_text="lightgcn:\n  num_layers: three\n",
-         needles=("lightgcn.num_layers", "an integer")),
+    Case("params", "model hyperparameter of the wrong type", "reject", {"interactions.csv": CSV},
+         params={"lightgcn": {"num_layers": "three"}}, stage="train@lightgcn",
+         needles=("lightgcn.num_layers", "an integer"),
+         note="checked by the model's own train stage, before it reads any input"),
     Case("params", "NaN where a number is expected", "reject", params_text="data:\n  min_rating: .nan\n",
          needles=("data.min_rating", "finite")),
     Case("params", "seed beyond 64 bits", "reject", params_text="seed: 99999999999999999999999\n",

@@ -29,7 +29,7 @@ def module_file(name: str) -> Path | None:
 
 
 #: the stages that resolve model names (ingest checks every model section; train and evaluate build models)
-MODEL_STAGES = ("ingest", "train", "evaluate")
+MODEL_STAGES = ("train", "evaluate")   # the stages that build models: every model file
 
 
 def imported_modules(path: Path, models: bool = True) -> set[str]:

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from gnnrec.graph import bipartite_adjacency, csr_from_pairs, csr_rows, filter_social_ties
+from gnnrec.graph import bipartite_adjacency, csr_from_pairs, csr_rows
+from gnnrec.social_ties import filter_social_ties
 
 
 def test_csr_from_pairs_sorts_each_row_and_merges_duplicates():

@@ -10,11 +10,12 @@ import pandas as pd
 import pytest
 import torch
 
+from gnnrec.artifacts import save_graph
 from gnnrec.config import TrainConfig, params_from_dict
 from gnnrec.constants import METRIC_NAMES
 from gnnrec.evaluation import csr_union, evaluate_ranking
 from gnnrec.graph import csr_from_pairs
-from gnnrec.io import save_torch, write_parquet
+from gnnrec.io import write_parquet
 from gnnrec.models import LightGCN, Popularity, build_model
 from gnnrec.paths import Paths
 from gnnrec.sampling import UniformNegativeSampler
@@ -239,10 +240,9 @@ def test_unavailable_cuda_is_a_clear_error():
 # -------------------------------------------------------------------------------------- stages
 def make_project(root, data: InteractionData, test: np.ndarray) -> Paths:
     paths = Paths(root)
-    save_torch(paths.graph, {"n_users": data.n_users, "n_items": data.n_items,
-                             "train_user": data.train_user, "train_item": data.train_item,
-                             "social_src": torch.zeros(0, dtype=torch.long),
-                             "social_dst": torch.zeros(0, dtype=torch.long)})
+    save_graph(paths, {"n_users": data.n_users, "n_items": data.n_items,
+                       "train_user": data.train_user, "train_item": data.train_item,
+                       "social_src": torch.zeros(0, dtype=torch.long), "social_dst": torch.zeros(0, dtype=torch.long)})
 
     def frame(u, i):
         return pd.DataFrame({"user_id": np.asarray(u, np.int64), "item_id": np.asarray(i, np.int64),

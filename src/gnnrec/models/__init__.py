@@ -33,7 +33,7 @@ def checkpoint(name: str, kwargs: dict[str, Any], model: Any, target: Optional[s
 
 
 def model_from_checkpoint(ckpt: dict[str, Any], graph: Optional[dict[str, Any]] = None) -> Any:
-    """Rebuild the model of a checkpoint dict and load its weights (and, given ``graph.pt``'s dict, the
+    """Rebuild the model of a checkpoint dict and load its weights (and, given ``graph.npz``'s dict, the
     buffers it derives from the graph: ``model.prepare(graph)``)."""
     model = build_model(ckpt["model"], ckpt.get("target"), **ckpt["kwargs"])
     model.load_state_dict(ckpt["state_dict"])

@@ -85,7 +85,7 @@ class Recommender(nn.Module, metaclass=ABCMeta):
         raise self.unsupported("ego_embeddings (L2 on layer-0 embeddings)")
 
     def prepare(self, graph: dict[str, Any]) -> "Recommender":
-        """Derive the graph inputs the model needs beyond the normalised adjacency from ``graph.pt``'s dict
+        """Derive the graph inputs the model needs beyond the normalised adjacency from ``graph.npz``'s dict
         (non-persistent buffers). Default: nothing."""
         return self
 

@@ -3,7 +3,7 @@ symmetric edge dropout and the graph-input hook.
 
 **Graph inputs.** Every model takes the normalised bipartite adjacency in ``forward``/``embed``. A model
 that needs more of the graph (the social ties, or the CSR structure its samplers walk) has a
-``prepare(graph)`` method taking the dict of ``graph.pt`` (``n_users``, ``n_items``, ``train_user``,
+``prepare(graph)`` method taking the dict of ``graph.npz`` (``n_users``, ``n_items``, ``train_user``,
 ``train_item``, ``social_src``, ``social_dst``): it derives *non-persistent* buffers from it, so the
 checkpoint keeps only learned weights and a loaded model gets the same buffers by calling ``prepare``
 again.
@@ -193,7 +193,7 @@ class SampledRecommender(EmbeddingRecommender):
         self._sampler_key: Optional[tuple] = None
 
     def prepare(self, graph: dict[str, Any]) -> "SampledRecommender":
-        """Store the CSR of the training graph ``graph`` (``graph.pt``'s dict)."""
+        """Store the CSR of the training graph ``graph`` (``graph.npz``'s dict)."""
         from gnnrec.sampling.neighbors import bipartite_csr
 
         self.check_graph_sizes(graph)

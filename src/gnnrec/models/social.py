@@ -32,7 +32,7 @@ class SocialGNN(WholeGraphRecommender):
     between users with unrelated tastes are down-weighted (a sigmoid, not a softmax: a user can
     down-weight *all* of its ties); without attention every gate is 1.
 
-    The social ties come from ``prepare(graph)`` (``graph.pt``'s ``social_src``/``social_dst``, the ties
+    The social ties come from ``prepare(graph)`` (``graph.npz``'s ``social_src``/``social_dst``, the ties
     kept by the overlap filter); a graph without ties is a :class:`GraphInputError`.
 
     Args:

@@ -16,12 +16,16 @@ import os
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 from gnnrec.config import Params, load_params
 from gnnrec.errors import ConcurrentRunError
 from gnnrec.io import write_json
 from gnnrec.paths import Paths
+
+# called once a stage's module (and the libraries its work needs) is imported, just before its work: the
+# stage entry point turns Python's garbage collector back on here (``flows/_env.py`` pauses it for imports)
+ON_IMPORTED: list[Callable[[], None]] = []
 
 STAGES = ("ingest", "validate", "split", "build_graph", "train", "evaluate", "report")
 
@@ -39,13 +43,18 @@ def run_stage(stage: str, model: Optional[str] = None, root: str | Path = ".",
     if (stage == "train") != (model is not None):
         raise ValueError("a model name is needed for (and only for) the train stage")
     root = Path(root)
-    # the models' own sections are checked by ingest (the first stage: bad params fail before any work)
-    # and on first use by the stages that build models; the others load params without importing torch
-    params = params if params is not None else load_params(root / "params.yaml", check_models=stage == "ingest")
+    # every stage checks the shared sections and the model names; a model's own section is checked by its
+    # train stage, before any work (its schema lives in the model's file, which imports torch: the other
+    # stages load params without importing torch, which would cost each of them about two seconds)
+    params = params if params is not None else load_params(root / "params.yaml", check_models=False)
+    if model is not None:
+        params.check_models([model])
     paths = Paths(root)
     t_import = time.perf_counter()
     module = importlib.import_module(f"gnnrec.stages.{stage}")
     import_seconds = time.perf_counter() - t_import
+    for hook in ON_IMPORTED:
+        hook()
     name = stage_id(stage, model)
     with project_lock(paths, name):
         started = datetime.now(timezone.utc)

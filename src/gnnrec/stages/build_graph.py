@@ -1,4 +1,4 @@
-"""Stage ``build_graph``: training interactions + social ties → ``graph.pt`` and ``reports/graph.json``.
+"""Stage ``build_graph``: training interactions + social ties → ``graph.npz`` and ``reports/graph.json``.
 
 The social graph keeps a tie only when the two users' *training* item sets overlap enough
 (``graph.social.min_common_items``, ``graph.social.min_jaccard``); validation and test items never leak
@@ -11,12 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import torch
 
 from gnnrec.config import Params
-from gnnrec.graph import filter_social_ties
-from gnnrec.io import read_parquet, save_torch, write_json
+from gnnrec.io import read_parquet, save_arrays, write_json
 from gnnrec.paths import Paths
+from gnnrec.social_ties import filter_social_ties
 
 
 def degree_summary(degrees: np.ndarray) -> dict[str, float]:
@@ -69,12 +68,9 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
             "noise": (noise_scores(social["noise"].to_numpy(dtype=bool), keep)
                       if "noise" in social.columns else None),
         }
-    graph = {
-        "n_users": n_users, "n_items": n_items,
-        "train_user": torch.from_numpy(tu.copy()), "train_item": torch.from_numpy(ti.copy()),
-        "social_src": torch.from_numpy(src[keep].copy()), "social_dst": torch.from_numpy(dst[keep].copy()),
-    }
-    save_torch(paths.graph, graph)
+    # NumPy arrays (gnnrec.artifacts.load_graph hands them to the models as tensors): this stage needs no torch
+    save_arrays(paths.graph, {"n_users": np.int64(n_users), "n_items": np.int64(n_items),
+                              "train_user": tu, "train_item": ti, "social_src": src[keep], "social_dst": dst[keep]})
     write_json(paths.graph_stats, stats)
     social_stats = stats["social"] or {}
     return {"users": n_users, "items": n_items, "train_edges": len(train),

@@ -1,6 +1,6 @@
-"""Stage ``train@<model>``: ``graph.pt`` + validation split → model checkpoint, summary and history.
+"""Stage ``train@<model>``: ``graph.npz`` + validation split → model checkpoint, summary and history.
 
-Reads ``artifacts/graph/graph.pt`` (training edges) and ``artifacts/split/val.parquet``; trains with
+Reads ``artifacts/graph/graph.npz`` (training edges) and ``artifacts/split/val.parquet``; trains with
 :func:`gnnrec.training.train_model` (BPR, early stopping on ``train.early_stop``) using ``train`` with
 the model section's overrides; writes ``artifacts/models/<model>.pt``, ``reports/train/<model>.json``
 and the per-epoch curve ``reports/curves/<model>.csv`` (a DVC plot). The summary also carries the model's
@@ -95,7 +95,7 @@ def run(params: Params, paths: Paths, model_name: str) -> dict[str, Any]:
 
 
 def resume_path(params: Params, paths: Paths, model_name: str, cfg: Any) -> Path:
-    """``artifacts/checkpoints/train@<model>-<key>.pt``: ``key`` hashes the stage's inputs (``graph.pt``,
+    """``artifacts/checkpoints/train@<model>-<key>.pt``: ``key`` hashes the stage's inputs (``graph.npz``,
     ``val.parquet``) and everything that shapes the run (model section, effective train settings but
     ``checkpoint_every``, seed, evaluation chunk size, torch version), so only an identical run resumes."""
     config = {
