@@ -363,14 +363,15 @@ def test_social_without_ties_is_a_clear_error(world):
 def test_social_stage_without_ties_fails_before_training_naming_models_and_dataset(tmp_path, world):
     import pandas as pd
 
-    from gnnrec.io import save_torch, write_parquet
+    from gnnrec.artifacts import save_graph
+    from gnnrec.io import write_parquet
     from gnnrec.paths import Paths
     from gnnrec.stages import train as train_stage
 
     data, _, graph, _ = world
     paths = Paths(tmp_path)
-    save_torch(paths.graph, dict(graph, social_src=torch.zeros(0, dtype=torch.long),
-                                 social_dst=torch.zeros(0, dtype=torch.long)))
+    save_graph(paths, dict(graph, social_src=torch.zeros(0, dtype=torch.long),
+                           social_dst=torch.zeros(0, dtype=torch.long)))
     write_parquet(paths.split / "val.parquet", pd.DataFrame(
         {"user_id": data.val_user.numpy(), "item_id": data.val_item.numpy(),
          "weight": np.ones(len(data.val_user), np.float32),
@@ -459,24 +460,54 @@ def test_report_says_which_graph_model_does_not_beat_mf_and_why():
     assert baseline_notes({"gat": {"ndcg@10": 0.1}}, training) == []          # no MF: nothing to say
 
 
-def test_sage_layer_mean_equals_pyg_sageconv_with_the_same_weights():
-    """What benchmarks/sage_layer.py compares is one computation: the own dense-block layer (mean) and PyG's
-    SAGEConv on the block's edge_index give the same output with the same weights (masked slots ignored)."""
-    from torch_geometric.nn import SAGEConv
-
+def test_sage_layer_is_w_of_self_and_neighbour_aggregate_for_every_aggregator():
+    """Every aggregator computes ``W [h_v ‖ AGG] + b`` over the unmasked neighbours: ``mean`` through PyG's
+    SAGEConv on the block's edge_index (W = [W_r ‖ W_l]), ``pool`` and ``lstm`` on the dense neighbour table;
+    the block path (training) and ``combine`` (full-graph ranking) agree, checked against values by hand."""
     from gnnrec.models.graphsage import SAGELayer
     from gnnrec.sampling.neighbors import Block
 
     torch.manual_seed(0)
     d = 4
-    ours = SAGELayer(d, "mean")
-    conv = SAGEConv(d, d, aggr="mean", root_weight=True)
-    with torch.no_grad():
-        conv.lin_r.weight.copy_(ours.lin.weight[:, :d])             # W · [h_v ‖ mean] = W_r h_v + W_l mean + b
-        conv.lin_l.weight.copy_(ours.lin.weight[:, d:])
-        conv.lin_l.bias.copy_(ours.lin.bias)
     block = Block(src_nodes=torch.arange(6), n_dst=3, nbr=torch.tensor([[3, 4, 5], [3, 0, 0], [0, 0, 0]]),
                   mask=torch.tensor([[True, True, True], [True, False, False], [False, False, False]]))
     x = torch.randn(6, d)
-    expected = conv((x, x[:3]), block.edge_index(), size=(6, 3))
-    torch.testing.assert_close(ours(x[:3], x[block.nbr], block.mask), expected)
+    for aggregator in ("mean", "pool", "lstm"):
+        layer = SAGELayer(d, aggregator).eval()
+        with torch.no_grad():
+            if aggregator == "mean":
+                layer.conv.lin_l.bias.uniform_(-1, 1)
+                w = torch.cat([layer.conv.lin_r.weight, layer.conv.lin_l.weight], dim=1)
+                b = layer.conv.lin_l.bias
+                agg = torch.stack([x[3:6].mean(0), x[3], torch.zeros(d)])
+            else:
+                layer.lin.bias.uniform_(-1, 1)
+                w, b = layer.lin.weight, layer.lin.bias
+                agg = layer.aggregate(x[block.nbr], block.mask)
+            assert w.shape == (d, 2 * d)
+            expected = torch.cat([x[:3], agg], dim=1) @ w.T + b
+            torch.testing.assert_close(layer(x, block), expected)
+            torch.testing.assert_close(layer.combine(x[:3], layer.aggregate(x[block.nbr], block.mask)), expected)
+        if aggregator == "pool":                                              # max over ReLU(W_pool h_u + b)
+            z = torch.relu(layer.pool(x[3:6]))
+            torch.testing.assert_close(agg[0], z.max(0).values)
+            assert agg[2].tolist() == [0.0] * d
+
+
+def test_sage_layer_initialises_w_as_one_xavier_matrix():
+    """The mean layer's two SAGEConv halves come from one Xavier-uniform [d, 2d] draw, as the other
+    aggregators' W: the same random draws give the same W whichever aggregator holds it."""
+    from gnnrec.models.graphsage import SAGELayer
+
+    d = 8
+    layers = {}
+    for aggregator in ("mean", "pool"):
+        layer = SAGELayer(d, aggregator)
+        torch.manual_seed(3)
+        layer.reset_parameters()
+        layers[aggregator] = layer
+    w_mean = torch.cat([layers["mean"].conv.lin_r.weight, layers["mean"].conv.lin_l.weight], dim=1).detach()
+    torch.testing.assert_close(w_mean, layers["pool"].lin.weight)
+    bound = (6 / (d + 2 * d)) ** 0.5
+    assert float(w_mean.abs().max()) <= bound and float(w_mean.abs().max()) > 0.5 * bound
+    assert layers["mean"].conv.lin_l.bias.abs().sum() == 0
