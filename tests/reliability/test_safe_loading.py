@@ -35,7 +35,7 @@ def _sources():
 
 def test_no_unsafe_deserialisation_in_the_code(record_case):
     record_case(GROUP, "audit: torch.load / yaml / pickle in src, flows, tasks",
-                "weights_only=True, safe YAML, no pickle", "AST scan")
+                "weights_only=True, np.load(allow_pickle=False), safe YAML, no pickle", "AST scan")
     from gnnrec.config import loading
 
     loader = loading._safe_unique_key_loader()
@@ -67,8 +67,11 @@ def test_no_unsafe_deserialisation_in_the_code(record_case):
                     isinstance(loader, ast.Call) and getattr(loader.func, "id", "") == "_safe_unique_key_loader")
                 if name != "load" or not safe:
                     problems.append(f"{rel}:{node.lineno}: yaml.{name} without the safe loader")
-            if (name == "read_pickle" or (isinstance(func, ast.Name) and name in ("eval", "exec"))
-                    or (name == "load" and owner in ("np", "numpy") and "allow_pickle" in kwargs)):
+            if name == "load" and owner in ("np", "numpy"):     # graph.npz: arrays only, never pickles
+                pickles = kwargs.get("allow_pickle")
+                if not (isinstance(pickles, ast.Constant) and pickles.value is False):
+                    problems.append(f"{rel}:{node.lineno}: np.load without allow_pickle=False")
+            if name == "read_pickle" or (isinstance(func, ast.Name) and name in ("eval", "exec")):
                 problems.append(f"{rel}:{node.lineno}: {name}")
     assert not problems, problems
 
