@@ -36,6 +36,17 @@ class NotSupportedError(GnnrecError, NotImplementedError):
     """A capability of the contract that this model does not have."""
 
 
+def gather_rows(x: Tensor, index: Tensor) -> Tensor:
+    """``x[index]`` for an integer ``index`` of any shape (``[*index.shape, *x.shape[1:]]``), with a
+    deterministic backward.
+
+    Advanced indexing's backward accumulates repeated rows with parallel atomic adds on CPU: with 2 threads
+    the same step gave a different gradient 20 times in 20 (a batch repeats users and items), so GCN and
+    NGCF metrics differed between two runs of the same params and seed. ``index_select``'s backward
+    (``index_add_``) adds in a fixed order: 1 distinct gradient in 20."""
+    return torch.index_select(x, 0, index.reshape(-1)).reshape(*index.shape, *x.shape[1:])
+
+
 class GraphInputError(GnnrecError, ValueError):
     """A model cannot run on this graph (e.g. the social model on a dataset without social ties)."""
 
@@ -78,7 +89,7 @@ class Recommender(nn.Module, metaclass=ABCMeta):
         """Final embeddings ``([len(users), d], [len(items), d])`` of a batch (losses on embeddings, such as
         the in-batch softmax). Default: rows of :meth:`embed`; a model may compute only the batch's rows."""
         user_emb, item_emb = self.embed(adj)
-        return user_emb[users], item_emb[items]
+        return gather_rows(user_emb, users), gather_rows(item_emb, items)
 
     def ego_embeddings(self, users: Tensor, items: Tensor) -> tuple[Tensor, Tensor]:
         """Layer-0 embeddings ``([len(users), d], [len(items), d])`` for the L2 penalty."""

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gnnrec.constants import LAYER_COMBINATIONS
-from gnnrec.models.base import Recommender
+from gnnrec.models.base import Recommender, gather_rows
 
 
 def check_choice(name: str, value: str, choices: Sequence[str]) -> str:
@@ -151,7 +151,7 @@ class WholeGraphRecommender(EmbeddingRecommender):
         raise NotImplementedError
 
     def node_embeddings(self, adj: Optional[Tensor], nodes: Tensor) -> Tensor:
-        return self.propagate(adj)[nodes]
+        return gather_rows(self.propagate(adj), nodes)
 
     def all_embeddings(self, adj: Optional[Tensor]) -> Tensor:
         return self.propagate(adj)
@@ -274,7 +274,7 @@ class SampledRecommender(EmbeddingRecommender):
         seeds, inverse = torch.unique(nodes, return_inverse=True)             # [S], [3B]
         blocks = self.sample_blocks(seeds)
         x = self.embedding(blocks[0].src_nodes)                               # [n_src, d] receptive field only
-        return self.combine(self.compute_blocks(blocks, x))[inverse]
+        return gather_rows(self.combine(self.compute_blocks(blocks, x)), inverse)
 
     def all_embeddings(self, adj: Optional[Tensor]) -> Tensor:
         self._require_prepared()
@@ -287,8 +287,8 @@ class SampledRecommender(EmbeddingRecommender):
 
 
 def dense_neighbors(h_src: Tensor, nbr: Tensor) -> Tensor:
-    """``h_src[nbr]``: ``[n_dst, f, d]`` neighbour states of a block."""
-    return h_src[nbr]
+    """``h_src[nbr]``: ``[n_dst, f, d]`` neighbour states of a block (deterministic backward)."""
+    return gather_rows(h_src, nbr)
 
 
 def masked_mean(x: Tensor, mask: Tensor, weight: Optional[Tensor] = None) -> Tensor:

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from gnnrec.config.schema import Fanouts, LayerCombination, ModelParams, OpenUnit, PositiveInt, SageAggregator
 from gnnrec.constants import SAGE_AGGREGATORS
+from gnnrec.models.base import gather_rows
 from gnnrec.models.common import SampledRecommender, check_choice, masked_mean
 from gnnrec.sampling.neighbors import Block, sample_neighbors
 
@@ -88,7 +89,7 @@ class SAGELayer(nn.Module):
         """The block's destination nodes' new states from ``x`` (``[n_src, d]``, the block's source nodes)."""
         if self.conv is not None:
             return self.conv((x, x[: block.n_dst]), block.edge_index(), size=(x.shape[0], block.n_dst))
-        return self.combine(x[: block.n_dst], self.aggregate(x[block.nbr], block.mask))
+        return self.combine(x[: block.n_dst], self.aggregate(gather_rows(x, block.nbr), block.mask))
 
     def extra_repr(self) -> str:
         return f"{self.dim}, aggregator={self.aggregator!r}"

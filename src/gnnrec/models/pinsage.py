@@ -10,6 +10,7 @@ from pydantic import Field, StrictBool, StrictInt
 from torch import Tensor, nn
 
 from gnnrec.config.schema import LayerCombination, ModelParams, OpenUnit, PositiveInt, Unit
+from gnnrec.models.base import gather_rows
 from gnnrec.models.common import SampledRecommender, check_unit, masked_mean
 from gnnrec.sampling.neighbors import Block
 from gnnrec.sampling.random_walk import RandomWalkSampler
@@ -124,7 +125,7 @@ class PinSage(SampledRecommender):
         return self.cached_sampler(self.walker).sample_blocks(seeds, generator)
 
     def block_layer(self, k: int, x: Tensor, block: Block) -> Tensor:
-        return self.convs[k](x[: block.n_dst], x[block.nbr], block.mask, block.weight)
+        return self.convs[k](x[: block.n_dst], gather_rows(x, block.nbr), block.mask, block.weight)
 
     def inference(self, chunk: int = 4096) -> list[Tensor]:
         generator = self.inference_generator()
