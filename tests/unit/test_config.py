@@ -160,6 +160,18 @@ def test_model_sections_can_be_checked_lazily():
         params_from_dict({"lightgcn": {"num_layers": "three"}})
 
 
+def test_a_bad_model_section_found_by_its_train_stage_names_the_params_file(tmp_path):
+    """The train stage checks its model's section before any work; the error names the file, as the checks
+    made when the file is loaded do."""
+    from gnnrec.stages import run_stage
+
+    (tmp_path / "params.yaml").write_text("lightgcn:\n  num_layers: three\n")
+    with pytest.raises(ParamsError) as info:
+        run_stage("train", model="lightgcn", root=tmp_path)
+    assert str(info.value).startswith(f"{tmp_path / 'params.yaml'}: key 'lightgcn.num_layers': expected an integer")
+    assert not (tmp_path / "artifacts").exists()
+
+
 def test_param_schemas_import_without_torch():
     """Params load in every stage: loading them (without checking model sections) imports neither torch
     nor PyG."""

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
 from gnnrec.config import Params, load_params
-from gnnrec.errors import ConcurrentRunError
+from gnnrec.errors import ConcurrentRunError, ParamsError
 from gnnrec.io import write_json
 from gnnrec.paths import Paths
 
@@ -46,9 +46,15 @@ def run_stage(stage: str, model: Optional[str] = None, root: str | Path = ".",
     # every stage checks the shared sections and the model names; a model's own section is checked by its
     # train stage, before any work (its schema lives in the model's file, which imports torch: the other
     # stages load params without importing torch, which would cost each of them about two seconds)
+    loaded = params is None
     params = params if params is not None else load_params(root / "params.yaml", check_models=False)
     if model is not None:
-        params.check_models([model])
+        try:
+            params.check_models([model])
+        except ParamsError as exc:
+            if loaded and exc.file is None:             # name the file, as the checks at load time do
+                exc.file = str(root / "params.yaml")
+            raise
     paths = Paths(root)
     t_import = time.perf_counter()
     module = importlib.import_module(f"gnnrec.stages.{stage}")
