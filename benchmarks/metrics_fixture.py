@@ -16,11 +16,11 @@ on purpose regenerates the fixture (``record``) in the same commit and says why.
 Both take about 25 minutes on a quiet 2-core machine (nine models, two datasets; over an hour under load).
 Threads are pinned (``train.num_threads``, default 2) since float reductions depend on them.
 
-Known limit, measured: at 2 threads the models with dense layers (NGCF, GCN, GAT, GraphSAGE, PinSage) do not
-reproduce their own metrics from one process to the next on this machine, with the same code (baseline code,
-synthetic data: NGCF NDCG@20 0.247953 in one run, 0.248844 in the next; GCN 0.27741 and 0.279105), while
-popularity, MF, LightGCN and the social model do, bit for bit. At 1 thread every model trained bit-identical
-weights across processes and code versions in a small check. Compare those five models with ``--threads 1``.
+Reproducibility across processes: before b2682f8 the models with dense layers (NGCF, GCN, GAT, GraphSAGE,
+PinSage) did not reproduce their own metrics from one process to the next at 2 threads (NGCF NDCG@20
+0.247953 in one run, 0.248844 in the next): their row gathers used advanced indexing, whose backward
+accumulates with atomic adds. They gather with ``index_select`` now (``gnnrec.models.base.gather_rows``),
+and two processes agree on every metric of every model; the fixture was re-recorded then (d0c677c).
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ target of <= 180 s on 2 cores.
 
     python -m benchmarks --only pipeline             # into reports/benchmarks.{json,md}
     python -m benchmarks.pipeline --modes dvc        # this benchmark alone, its tables on stdout
+    python -m benchmarks.pipeline --modes dvc,dvc-warm --baseline 6863863   # before/after, back to back
 """
 
 from __future__ import annotations
@@ -42,20 +43,23 @@ _DVC_LINE = re.compile(r"^(> |Running stage |(Updating|Generating) lock file|(St
 _SKIP_PREFIXES = ("data/", "reports/", "artifacts/", ".bench-", "dvc.lock")
 
 
-def copy_project(dest: Path) -> Path:
+def copy_project(dest: Path, repo: Path = REPO) -> Path:
     """The files git would commit (tracked, plus untracked but not ignored), without data and outputs."""
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=repo, capture_output=True,
                            text=True, check=True).stdout.split("\n")
     for rel in filter(None, files):
-        src = REPO / rel
+        src = repo / rel
         if src.is_file() and not rel.startswith(_SKIP_PREFIXES) and rel != "data.dvc":
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / rel)
     return dest
 
 
-def _env(home: Path) -> dict:
+def _env(home: Path, repo: Path = REPO) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    if repo != REPO:            # another checkout's library first (this one's is installed in the venv)
+        paths = [str(repo / "src"), str(repo), env.get("PYTHONPATH", "")]
+        env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
     bin_dir = str(Path(sys.executable).parent)
     env.update({"PATH": f"{bin_dir}{os.pathsep}{env.get('PATH', '')}", "PREFECT_HOME": str(home),
                 "PYTHONUNBUFFERED": "1", "DVC_NO_ANALYTICS": "1", "DO_NOT_TRACK": "1",
@@ -175,7 +179,8 @@ MODES = {"pipeline": "python -m flows.pipeline --force", "dvc": "dvc repro --for
          "dvc-warm": "dvc repro --force, local API up"}
 
 
-def run_pipeline(keep: bool = False, log=print, modes: tuple[str, ...] = ("pipeline", "dvc")) -> dict[str, dict]:
+def run_pipeline(keep: bool = False, log=print, modes: tuple[str, ...] = ("pipeline", "dvc"),
+                 repo: Path = REPO) -> dict[str, dict]:
     """The whole pipeline from scratch, each way of ``modes`` in turn in the same copy:
     ``python -m flows.pipeline --force`` (``make run``: one Prefect flow whose API every stage reports to;
     with ``--verbose`` where it has it, so that DVC's lines time the stages), a plain
@@ -184,8 +189,8 @@ def run_pipeline(keep: bool = False, log=print, modes: tuple[str, ...] = ("pipel
     still up (how the issue's "local API already up" figure was taken)."""
     root = Path(tempfile.mkdtemp(prefix="gnnrec-bench-pipeline-"))
     try:
-        project = copy_project(root / "project")
-        env = _env(root / "prefect-home")
+        project = copy_project(root / "project", repo)
+        env = _env(root / "prefect-home", repo)
         bin_dir = Path(sys.executable).parent
         _run([str(bin_dir / "gnnrec"), "data", "synthetic"], project, env)
         _run(["git", "init", "-q"], project, env)
@@ -242,6 +247,47 @@ def run(keep: bool = False, modes: tuple[str, ...] = ("pipeline", "dvc")) -> lis
     return results
 
 
+def _totals(out: dict) -> dict[str, float]:
+    rows = breakdown(out)
+    work = sum(r["work"] or 0.0 for r in rows)
+    wall = sum(r["wall"] for r in rows)
+    return {"wall": wall, "work": work, "overhead": sum(r["overhead"] for r in rows if r["overhead"] is not None),
+            "per_stage": {r["stage"]: r["overhead"] for r in rows}}
+
+
+def compare_with(rev: str, modes: tuple[str, ...], log=print) -> list[dict]:
+    """Back to back on this machine: ``modes`` on a clone of this repository at ``rev`` (its own library on
+    ``PYTHONPATH``), then on this working tree; per mode, the stages' wall, work and overhead of each and the
+    ratio of the overheads (after / before)."""
+    root = Path(tempfile.mkdtemp(prefix="gnnrec-bench-baseline-"))
+    try:
+        clone = root / "baseline"
+        subprocess.run(["git", "clone", "-q", "--no-checkout", str(REPO), str(clone)], check=True)
+        subprocess.run(["git", "-C", str(clone), "checkout", "-q", rev], check=True)
+        before = run_pipeline(modes=modes, repo=clone, log=log)
+        after = run_pipeline(modes=modes, log=log)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    rows = []
+    for label in before:
+        b, a = _totals(before[label]), _totals(after[label])
+        rows.append({"mode": label, "before": b, "after": a, "ratio": a["overhead"] / b["overhead"]})
+    return rows
+
+
+def format_comparison(rev: str, rows: list[dict]) -> str:
+    lines = [f"[pipeline] overhead (wall - work, s): {rev} against this tree, back to back",
+             f"  {'run':<34} {'before wall/work/overhead':>26} {'after wall/work/overhead':>26} {'ratio':>6}"]
+    for r in rows:
+        b, a = r["before"], r["after"]
+        lines.append(f"  {r['mode']:<34} {b['wall']:8.1f} {b['work']:7.1f} {b['overhead']:7.1f}   "
+                     f"{a['wall']:8.1f} {a['work']:7.1f} {a['overhead']:7.1f}   {r['ratio']:6.2f}")
+        lines.append("    per stage: " + ", ".join(
+            f"{stage} {b['per_stage'][stage]:.1f} -> {a['per_stage'].get(stage) or 0.0:.1f}"
+            for stage in b["per_stage"] if b["per_stage"][stage] is not None))
+    return "\n".join(lines)
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     """``python -m benchmarks.pipeline``: this benchmark alone, its tables printed and, with ``--json``, its
     results written there (``python -m benchmarks --only pipeline`` writes them into the report)."""
@@ -250,10 +296,19 @@ def main(argv: Optional[list[str]] = None) -> int:
                         "(dvc-warm after another mode: the local API is up)")
     parser.add_argument("--json", default=None, help="write the results (a JSON list) to this file")
     parser.add_argument("--keep", action="store_true", help="keep the temporary project")
+    parser.add_argument("--baseline", default=None, metavar="REV",
+                        help="run the modes on a clone at this git revision first, then on this tree, and "
+                             "report the overhead of each and their ratio")
     args = parser.parse_args(argv)
     modes = tuple(m.strip() for m in args.modes.split(",") if m.strip())
     if not modes or any(m not in MODES for m in modes):
         parser.error(f"--modes: choose among {', '.join(MODES)}")
+    if args.baseline:
+        rows = compare_with(args.baseline, modes)
+        print(format_comparison(args.baseline, rows), flush=True)
+        if args.json:
+            Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
+        return 0
     results = run(keep=args.keep, modes=modes)
     if args.json:
         Path(args.json).write_text(json.dumps([r.as_dict() for r in results], indent=2) + "\n")

@@ -18,9 +18,16 @@ address is in the environment (so its settings are read once), the flow run's pa
 encoder (``flows/_flow.py``), the report's artifacts need no task run of their own, the flow run sends no
 heartbeats (``PREFECT_FLOWS_HEARTBEAT_FREQUENCY`` turns them back on), the stage imports only the
 libraries its own work needs, and the process ends without the interpreter's teardown (``flows/_env.py``).
+And those libraries are imported ahead: the command DVC runs is a thin client that hands itself to a forked
+child of a server that has them imported already (``flows/_preload.py``; ``GNNREC_PRELOAD=0`` runs it here).
 """
 
 from __future__ import annotations
+
+from flows import _preload
+
+if __name__ == "__main__":      # hand the command to a preloaded process (flows/_preload.py) where one can run it
+    _preload.delegate_stage()
 
 import contextlib
 import os

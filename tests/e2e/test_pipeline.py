@@ -15,6 +15,7 @@ from gnnrec.config import ModelParams
 from gnnrec.constants import METRIC_NAMES
 from gnnrec.models.base import Recommender
 from tests.conftest import BIN
+from tests.e2e.conftest import Project
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -60,6 +61,16 @@ def test_retraining_with_the_same_seed_gives_identical_metrics(tiny_project):
     before = tiny_project.read("reports/metrics.json")
     for stage in ("train@lightgcn", "train@mf", "evaluate"):
         tiny_project.dvc("repro", "--force", "--single-item", stage)
+    assert tiny_project.read("reports/metrics.json") == before
+
+
+def test_stages_run_in_processes_of_their_own_give_the_metrics_of_the_preloaded_run(tiny_project):
+    """``dvc repro`` ran each stage in a forked child of the preload server (``flows/_preload.py``); with
+    ``GNNREC_PRELOAD=0`` each stage runs in the command's own fresh process: the same metrics, bit for bit."""
+    before = tiny_project.read("reports/metrics.json")
+    own = Project(tiny_project.root, {**tiny_project.env, "GNNREC_PRELOAD": "0"})
+    for stage in ("train@lightgcn", "train@mf", "evaluate"):
+        own.dvc("repro", "--force", "--single-item", stage)
     assert tiny_project.read("reports/metrics.json") == before
 
 

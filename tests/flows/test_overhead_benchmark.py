@@ -33,3 +33,28 @@ def test_the_overhead_is_the_wall_time_less_the_work_and_its_parts_add_up():
     assert rows["report"]["overhead"] is None and "inside" not in rows["report"]
     table = format_breakdown("dvc repro --force", out)
     assert "mean overhead per stage 2.8 s" in table and "train@mf" in table
+
+
+def test_the_comparison_adds_each_side_up_and_divides_the_overheads(monkeypatch):
+    """``--baseline REV``: the same modes on a clone at REV, then on this tree; the ratio is after / before."""
+    import benchmarks.pipeline as pipeline
+
+    def out(work: float) -> dict:
+        return {"spans": stage_spans(EVENTS, end=12.0), "own": {"ingest": work, "train@mf": work, "report": work},
+                "imports": {}, "total_seconds": 12.0, "before_first_stage": 1.0, "after_last_stage": 0.5}
+
+    calls = []
+
+    def fake_run(modes, repo=pipeline.REPO, log=print):
+        calls.append(repo)
+        return {"dvc repro --force": out(0.5 if repo != pipeline.REPO else 1.5)}
+
+    monkeypatch.setattr(pipeline, "run_pipeline", fake_run)
+    monkeypatch.setattr(pipeline.subprocess, "run", lambda *a, **k: None)     # no clone
+    [row] = pipeline.compare_with("abc123", ("dvc",))
+    assert calls[0] != pipeline.REPO and calls[1] == pipeline.REPO            # the baseline first
+    assert row["before"]["wall"] == pytest.approx(10.0) and row["before"]["work"] == pytest.approx(1.5)
+    assert row["before"]["overhead"] == pytest.approx(8.5) and row["after"]["overhead"] == pytest.approx(5.5)
+    assert row["ratio"] == pytest.approx(5.5 / 8.5)
+    text = pipeline.format_comparison("abc123", [row])
+    assert "0.65" in text and "ingest 2.5 -> 1.5" in text
