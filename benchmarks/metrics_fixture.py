@@ -21,6 +21,11 @@ PinSage) did not reproduce their own metrics from one process to the next at 2 t
 0.247953 in one run, 0.248844 in the next): their row gathers used advanced indexing, whose backward
 accumulates with atomic adds. They gather with ``index_select`` now (``gnnrec.models.base.gather_rows``),
 and two processes agree on every metric of every model; the fixture was re-recorded then (d0c677c).
+Across machines they still differ: on another 2-core machine (also reported as "AMD EPYC") popularity, MF,
+LightGCN and social matched the fixture bit for bit while the five dense models differed in the third
+or fourth digit (GCN NDCG@20 0.278157 in the fixture, 0.278011 there, the same in two processes there):
+float kernels differ between CPUs. Compare the dense models on the machine that recorded the fixture,
+or record a before/after pair on one machine.
 """
 
 from __future__ import annotations
