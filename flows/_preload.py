@@ -327,7 +327,8 @@ def _peer_uid(conn: socket.socket) -> Optional[int]:
 
 def _fork_waiter(conn: socket.socket, listener: socket.socket, server: int) -> int:
     """Fork the waiter for ``conn``: it reads the request, forks the child that runs it, sends the child's
-    pid, kills the child if the client goes away, and sends its exit status. 0 in the waiter's line."""
+    pid, kills the child if the client goes away, and sends its exit status. Returns the waiter's pid in the
+    server and 0 in the child (which then runs the command); the waiter itself never returns."""
     sys.stdout.flush()
     sys.stderr.flush()
     pid = os.fork()
