@@ -115,12 +115,16 @@ class TabularConfig(Section):
 class SyntheticConfig(Section):
     """Shape of the embedded synthetic social-recommendation dataset (generated from ``seed``)."""
 
-    n_users: Annotated[StrictInt, Field(ge=2)] = 1000
-    n_items: Annotated[StrictInt, Field(ge=2)] = 2000
+    n_users: Annotated[StrictInt, Field(ge=2)] = 5500
+    n_items: Annotated[StrictInt, Field(ge=2)] = 3000
     n_interactions: Annotated[StrictInt, Field(ge=2)] = 100_000
     n_communities: Annotated[StrictInt, Field(ge=2)] = 10
-    n_social: Annotated[StrictInt, Field(ge=0)] = 10_000
+    n_social: Annotated[StrictInt, Field(ge=0)] = 27_500
+    #: share of the social ties that are uniformly random pairs (``kind`` random, ``noise`` 1)
     noise_share: Unit = 0.3
+    #: share of the social ties that are hard fakes: users of different communities who share popular
+    #: items (``kind`` hard, ``noise`` 1)
+    hard_fake_share: Unit = 0.1
     popularity_exponent: Annotated[Number, Field(ge=0)] = 0.9
     community_affinity: Unit = 0.75
 
@@ -128,6 +132,9 @@ class SyntheticConfig(Section):
     def _check_density(self) -> "SyntheticConfig":
         if self.n_interactions > self.n_users * self.n_items // 2:
             raise ParamsError("n_interactions", "at most half of n_users * n_items", self.n_interactions)
+        if self.noise_share + self.hard_fake_share > 1:
+            raise ParamsError("hard_fake_share", f"at most 1 - noise_share = {1 - self.noise_share:g} (both are "
+                              "shares of n_social)", self.hard_fake_share)
         return self
 
 

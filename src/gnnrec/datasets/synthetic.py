@@ -1,31 +1,57 @@
 """The embedded synthetic social-recommendation dataset: a generator and its loader.
 
-The generator plants structure that a graph model can exploit and that a popularity ranking cannot:
+The generator plants structure that a graph model can exploit and that a popularity ranking cannot,
+plus the ingredients of cold-start and social-filtering work (user features, taste drift, hard fakes):
 
 - **Communities and clusters.** ``n_communities`` latent taste communities; every item has a home
   community and, inside it, one of :data:`CLUSTERS_PER_COMMUNITY` clusters. Every user has a primary
-  community, a favourite cluster inside it and, for :data:`SECONDARY_SHARE` of users, a secondary
-  community. Items of one cluster are consumed by the same users, so multi-hop co-consumption
-  (user → item → user → item) carries information.
+  community, a favourite cluster and a *drift* cluster (another one) inside it and, for
+  :data:`SECONDARY_SHARE` of users, a secondary community. Items of one cluster are consumed by the same
+  users, so multi-hop co-consumption (user → item → user → item) carries information.
+- **User features.** ``users.csv`` gives every user three categorical features (plain strings, none
+  missing): ``age_band`` (6 levels), ``region`` (8) and ``occupation`` (12), see :data:`FEATURES`. Each
+  community prefers one level per feature (communities spread over the levels); a user's feature takes
+  its community's level with probability :data:`FEATURE_AFFINITY`, else a uniformly random one. The
+  features thus predict a new user's community well above chance but far from perfectly (with the
+  defaults, the majority community of a feature combination is right for about 62% of held-out users,
+  chance 10%), and say nothing of the cluster inside it.
 - **Popularity.** Item popularity follows a Zipf-like law ``rank ** -popularity_exponent`` (ranks
   shuffled, so every community has hits and a long tail).
 - **Choice.** A user's items are drawn without replacement from the mixture
   ``(1 - community_affinity) * global popularity + community_affinity * taste``, where taste spreads
-  over the primary community (popularity-weighted), with extra weight on the favourite cluster, and
-  on the secondary community if any.
-- **Activity.** Interactions per user are lognormal (median about half the mean, a long tail, capped),
-  at least :data:`MIN_ACTIVITY`, scaled to exactly ``n_interactions`` distinct (user, item) pairs:
-  many sparse users, for whom graph smoothing matters most.
-- **Time and ratings.** Unix timestamps increase within a user (exponential gaps from a random start);
-  ratings 1–5 are higher for items of the user's communities.
-- **Social ties.** ``n_social`` directed ties without self loops or duplicates: ``noise_share`` of them
-  are uniformly random pairs (``noise=1``), the rest link users of the same primary community,
-  preferring the same favourite cluster and sociable users (``noise=0``).
+  over the primary community (popularity-weighted), with :data:`CLUSTER_FOCUS` on the favourite cluster,
+  and :data:`SECONDARY_WEIGHT` on the secondary community if any.
+- **Taste drift.** Taste moves slowly over a user's history: at relative time t in [0, 1] (first to
+  last interaction), ``DRIFT_SHARE * t`` of the favourite cluster's weight has moved to the drift
+  cluster, so by the end ``community_affinity * CLUSTER_FOCUS * DRIFT_SHARE`` (15% with the defaults, less
+  with a secondary community) of the user's mass has moved (:func:`_choice_weights`). The item
+  set is drawn from the time-averaged mixture, then each item gets its time from the density that its
+  time-dependent weight implies: drift-cluster items come late, favourite-cluster items early, and a
+  temporal split's test items differ systematically from the early ones.
+- **Activity.** A long tail: interactions per user are lognormal (sigma :data:`ACTIVITY_SIGMA`) for most
+  users, and :data:`HEAVY_FACTOR` times more (sigma :data:`HEAVY_SIGMA`) for :data:`HEAVY_SHARE` of heavy
+  users; at least :data:`MIN_ACTIVITY`, capped, scaled to exactly ``n_interactions`` distinct (user, item)
+  pairs. With the defaults: median 11, mean 18, heavy users about 130 (about 4% of users have 100 or more,
+  and the top 5% hold about 37% of the interactions); many sparse users, for whom graph smoothing matters most.
+- **Time and ratings.** Unix timestamps increase within a user (exponential gaps from a random start) in
+  the drifting order above; ratings 1–5 are higher for items of the user's communities.
+- **Social ties.** ``n_social`` directed ties without self loops or duplicates, each with a ``kind``:
+  ``genuine`` (``noise=0``) ties link users of the same primary community, preferring the same favourite
+  cluster and sociable users; ``noise_share`` of the ties are ``random`` (uniformly random pairs) and
+  ``hard_fake_share`` are ``hard`` fakes: pairs of users of *different* primary communities who both
+  consumed at least :data:`HARD_MIN_TOP` of the most consumed items (:func:`top_item_masks`) and share at
+  least :data:`HARD_MIN_SHARED` of them, drawn uniformly among such users. Both fake kinds have
+  ``noise=1``. Hard fakes overlap in items about as much as genuine ties do (item Jaccard about 0.043 against
+  0.055, random ties 0.018), so a filter that only counts common items keeps them; only taste tells them apart.
 
 Everything is drawn from ``numpy.random.Generator(PCG64(seed))`` with element-wise arithmetic only (no
 BLAS reductions whose rounding could depend on the machine), and the CSV files hold integers and plain
 strings in sorted order, so the same config and seed give byte-identical files: they are tracked by DVC
 and may be regenerated on a fresh machine.
+
+Files: ``interactions.csv`` (user_id, item_id, rating, timestamp; sorted by user and time),
+``social.csv`` (src, dst, noise, kind; sorted by src, dst), ``items.csv`` (item_id, name) and
+``users.csv`` (user_id, age_band, region, occupation; one row per user).
 """
 
 from __future__ import annotations
@@ -49,26 +75,47 @@ if TYPE_CHECKING:  # pragma: no cover
 INTERACTIONS_FILE = "interactions.csv"
 SOCIAL_FILE = "social.csv"
 ITEMS_FILE = "items.csv"
-FILES = (INTERACTIONS_FILE, SOCIAL_FILE, ITEMS_FILE)
+USERS_FILE = "users.csv"
+FILES = (INTERACTIONS_FILE, SOCIAL_FILE, ITEMS_FILE, USERS_FILE)
+
+#: the user feature columns of ``users.csv`` and their levels (plain strings)
+FEATURES: dict[str, tuple[str, ...]] = {
+    "age_band": ("18-24", "25-34", "35-44", "45-54", "55-64", "65+"),
+    "region": ("north", "north-east", "east", "south-east", "south", "south-west", "west", "north-west"),
+    "occupation": ("artist", "clerk", "driver", "engineer", "farmer", "manager", "nurse", "retired", "sales",
+                   "student", "teacher", "technician"),
+}
+#: the ``kind`` of a social tie (``noise`` is 0 for ``genuine``, 1 for the two fake kinds)
+KINDS = ("genuine", "random", "hard")
 #: per table, internal column name -> the column of the CSV file
 COLUMNS = {
     "interactions": {"user": "user_id", "item": "item_id", "rating": "rating", "timestamp": "timestamp"},
-    "social": {"src": "src", "dst": "dst", "noise": "noise"},
+    "social": {"src": "src", "dst": "dst", "noise": "noise", "kind": "kind"},
     "items": {"item": "item_id", "name": "name"},
+    "users": {"user": "user_id", **{name: name for name in FEATURES}},
 }
 
 # Shape constants (the knobs users may want are in SyntheticConfig; these fix the generator's style).
 CLUSTERS_PER_COMMUNITY = 4      # item clusters inside a community
 CLUSTER_FOCUS = 0.5             # share of a user's community taste on the favourite cluster
+DRIFT_SHARE = 0.4               # share of the favourite cluster's weight on the drift cluster at a user's end
 SECONDARY_SHARE = 0.35          # share of users with a secondary community
 SECONDARY_WEIGHT = 0.3          # share of such a user's taste on the secondary community
-MIN_ACTIVITY = 5                # fewest interactions per user (when n_interactions allows)
-MEDIAN_TO_MEAN = 0.5            # median / mean of user activity (lognormal)
+FEATURE_AFFINITY = 0.5          # chance that a user feature takes its community's preferred level
+MIN_ACTIVITY = 4                # fewest interactions per user (when n_interactions allows)
+ACTIVITY_SIGMA = 0.5            # lognormal sigma of the activity of ordinary users
+HEAVY_SHARE = 0.05              # share of heavy users ...
+HEAVY_FACTOR = 12.0             # ... whose median activity is this many times the ordinary median
+HEAVY_SIGMA = 0.35              # lognormal sigma of the activity of heavy users
 SOCIAL_CLUSTER_BOOST = 3.0      # homophilous ties prefer users of the same cluster by this factor
+HARD_TOP_SHARE = 0.01           # hard fakes look at the most consumed items: this share of the items ...
+HARD_TOP_MIN, HARD_TOP_MAX = 10, 64  # ... but at least / at most this many (a 64-bit mask per user)
+HARD_MIN_TOP = 2                # both ends of a hard fake consumed at least this many of those items ...
+HARD_MIN_SHARED = 1             # ... and at least this many of them in common
 START = 1_546_300_800           # 2019-01-01T00:00:00Z: first possible timestamp
 START_SPREAD = 2 * 365 * 86_400  # users start within two years
 MEAN_GAP = 86_400               # mean seconds between two interactions of a user
-_CHUNK_CELLS = 4_000_000        # user × item cells scored at once (bounds memory)
+_CHUNK_CELLS = 4_000_000        # user × item (or user × user) cells computed at once (bounds memory)
 
 TAGS = ("ambient", "bebop", "chiptune", "delta blues", "electro", "folk", "grunge", "highlife", "indie pop",
         "j-rock", "krautrock", "lo-fi", "metal", "neo-soul", "opera", "punk", "reggae", "synthwave",
@@ -80,28 +127,30 @@ def generate(cfg: SyntheticConfig, seed: int) -> dict[str, pd.DataFrame]:
     """Generate the dataset. Deterministic in ``(cfg, seed)``.
 
     Returns:
-        ``interactions`` (user_id, item_id, rating, timestamp), ``social`` (src, dst, noise) and
-        ``items`` (item_id, name, community, cluster) as written to the CSV files (ids from 1; the
-        ground-truth columns ``community`` and ``cluster`` are not written), plus ``users``
-        (user_id, community, cluster, secondary; secondary is -1 for none), the planted ground truth.
+        As written to the CSV files (ids from 1, rows sorted): ``interactions`` (user_id, item_id, rating,
+        timestamp), ``social`` (src, dst, noise, kind) and, with ground-truth columns that are not
+        written, ``items`` (item_id, name; community, cluster, popularity) and ``users`` (user_id and the
+        :data:`FEATURES` columns; community, cluster, drift, secondary, heavy, sociability). ``cluster``
+        and ``drift`` are cluster numbers inside the primary community, ``secondary`` is -1 for none.
     """
     rng = np.random.Generator(np.random.PCG64(seed))
     items = _items(cfg, rng)
     users = _users(cfg, rng)
-    activity = _activity(cfg, rng)
+    activity = _activity(cfg, rng, users["heavy"].to_numpy())
     user_idx, item_idx = _choose_items(cfg, rng, users, items, activity)
-    interactions = _interactions(rng, users, items, user_idx, item_idx)
-    social = _social(cfg, rng, users)
+    interactions = _interactions(cfg, rng, users, items, user_idx, item_idx)
+    social = _social(cfg, rng, users, user_idx, item_idx)
     return {"interactions": interactions, "social": social, "items": items, "users": users}
 
 
 def write_synthetic(cfg: SyntheticConfig, seed: int, out_dir: Path) -> None:
-    """Generate the dataset and write ``interactions.csv``, ``social.csv`` and ``items.csv`` atomically."""
+    """Generate the dataset and write the four :data:`FILES` atomically."""
     out_dir = Path(out_dir)
     tables = generate(cfg, seed)
     write_csv(out_dir / INTERACTIONS_FILE, tables["interactions"])
     write_csv(out_dir / SOCIAL_FILE, tables["social"])
     write_csv(out_dir / ITEMS_FILE, tables["items"][["item_id", "name"]])
+    write_csv(out_dir / USERS_FILE, tables["users"][["user_id", *FEATURES]])
 
 
 def _items(cfg: SyntheticConfig, rng: np.random.Generator) -> pd.DataFrame:
@@ -125,24 +174,38 @@ def _tag(community: int) -> str:
 
 
 def _users(cfg: SyntheticConfig, rng: np.random.Generator) -> pd.DataFrame:
-    """Users with a primary community, a favourite cluster in it and maybe a secondary community."""
+    """Users: taste (primary community, favourite and drift clusters, maybe a secondary community),
+    heavy or not, sociability, and features that lean towards their primary community's levels."""
     n, c = cfg.n_users, cfg.n_communities
     community = rng.integers(0, c, size=n)
     cluster = rng.integers(0, CLUSTERS_PER_COMMUNITY, size=n)
+    drift = (cluster + rng.integers(1, CLUSTERS_PER_COMMUNITY, size=n)) % CLUSTERS_PER_COMMUNITY  # another one
     has_secondary = rng.random(n) < SECONDARY_SHARE
     other = (community + rng.integers(1, c, size=n)) % c  # a community different from the primary one
     secondary = np.where(has_secondary, other, -1)
+    heavy = np.zeros(n, dtype=bool)
+    heavy[rng.permutation(n)[: int(round(HEAVY_SHARE * n))]] = True
     sociability = rng.lognormal(0.0, 1.0, size=n)
-    return pd.DataFrame({"user_id": np.arange(1, n + 1), "community": community, "cluster": cluster,
-                         "secondary": secondary, "sociability": sociability})
+    out = {"user_id": np.arange(1, n + 1)}
+    for name, levels in FEATURES.items():
+        # each community prefers one level; communities spread over the levels (repeating when fewer levels)
+        preferred = rng.permutation(len(levels))[np.arange(c) % len(levels)]
+        level = np.where(rng.random(n) < FEATURE_AFFINITY, preferred[community],
+                         rng.integers(0, len(levels), size=n))
+        out[name] = np.asarray(levels, dtype=object)[level]
+    out.update({"community": community, "cluster": cluster, "drift": drift, "secondary": secondary,
+                "heavy": heavy, "sociability": sociability})
+    return pd.DataFrame(out)
 
 
-def _activity(cfg: SyntheticConfig, rng: np.random.Generator) -> np.ndarray:
-    """Interactions per user: lognormal, at least MIN_ACTIVITY, capped, summing to n_interactions."""
+def _activity(cfg: SyntheticConfig, rng: np.random.Generator, heavy: np.ndarray) -> np.ndarray:
+    """Interactions per user: lognormal, HEAVY_FACTOR times more for heavy users, at least MIN_ACTIVITY,
+    capped, summing to n_interactions."""
     n, total = cfg.n_users, cfg.n_interactions
     mean = total / n
-    sigma = math.sqrt(2.0 * math.log(1.0 / MEDIAN_TO_MEAN))
-    raw = rng.lognormal(0.0, sigma, size=n)
+    ordinary = rng.lognormal(0.0, ACTIVITY_SIGMA, size=n)
+    intense = rng.lognormal(math.log(HEAVY_FACTOR), HEAVY_SIGMA, size=n)
+    raw = np.where(heavy, intense, ordinary)
     low = min(MIN_ACTIVITY, total // n)
     high = min(cfg.n_items, max(cfg.n_items // 4, math.ceil(2 * mean)))
     return _allocate(raw, total, low, high)
@@ -171,34 +234,60 @@ def _allocate(weights: np.ndarray, total: int, low: int, high: int) -> np.ndarra
     return counts
 
 
+def _item_shares(cfg: SyntheticConfig, items: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Per item: community, global cluster number, and popularity as a share of all / its community / its cluster."""
+    pop = items["popularity"].to_numpy()
+    i_comm = items["community"].to_numpy()
+    i_clus = i_comm * CLUSTERS_PER_COMMUNITY + items["cluster"].to_numpy()
+    return {"comm": i_comm, "clus": i_clus, "glob": pop / pop.sum(),
+            "comm_share": pop / np.bincount(i_comm, weights=pop, minlength=cfg.n_communities)[i_comm],
+            "clus_share": pop / np.bincount(i_clus, weights=pop)[i_clus]}
+
+
+def _user_taste(users: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Per user: primary community, global favourite and drift cluster numbers, secondary community."""
+    comm = users["community"].to_numpy()
+    return {"comm": comm, "fav": comm * CLUSTERS_PER_COMMUNITY + users["cluster"].to_numpy(),
+            "drift": comm * CLUSTERS_PER_COMMUNITY + users["drift"].to_numpy(), "sec": users["secondary"].to_numpy()}
+
+
+def _choice_weights(alpha: float, u: dict[str, np.ndarray], i: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The chance weight of an item for a user at relative time ``t`` in [0, 1] of the user's history is
+    ``a + b * t``; returns ``(a, b)`` (user and item arrays broadcast against each other).
+
+    The mixture ``(1 - alpha) * global + alpha * taste``: taste spreads over the primary community
+    (popularity-weighted), with CLUSTER_FOCUS on the favourite cluster, of which DRIFT_SHARE * t has moved
+    to the drift cluster at time t, and SECONDARY_WEIGHT on the secondary community if any.
+    """
+    prim = u["comm"] == i["comm"]
+    fav = u["fav"] == i["clus"]
+    drift = u["drift"] == i["clus"]
+    sec = u["sec"] == i["comm"]
+    w_sec = np.where(u["sec"] >= 0, SECONDARY_WEIGHT, 0.0)
+    community = (1.0 - w_sec) * alpha
+    a = ((1.0 - alpha) * i["glob"] + 1e-9 * i["glob"]  # the floor keeps every item reachable
+         + community * ((1.0 - CLUSTER_FOCUS) * prim * i["comm_share"] + CLUSTER_FOCUS * fav * i["clus_share"])
+         + w_sec * alpha * sec * i["comm_share"])
+    b = community * (CLUSTER_FOCUS * DRIFT_SHARE) * (drift.astype(np.float64) - fav) * i["clus_share"]
+    return a, b
+
+
 def _choose_items(cfg: SyntheticConfig, rng: np.random.Generator, users: pd.DataFrame, items: pd.DataFrame,
                   activity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each user's items, without replacement, from its taste mixture (exponential-race sampling).
+    """Each user's items, without replacement, from its taste mixture averaged over time (exponential race).
 
     Sampling k items without replacement proportionally to p is taking the k smallest ``E_i / p_i``
     with ``E_i ~ Exp(1)``; it needs only element-wise arithmetic, computed in chunks of users.
     """
-    pop = items["popularity"].to_numpy()
-    i_comm = items["community"].to_numpy()
-    i_clus = i_comm * CLUSTERS_PER_COMMUNITY + items["cluster"].to_numpy()
-    glob = pop / pop.sum()
-    comm_share = pop / np.bincount(i_comm, weights=pop, minlength=cfg.n_communities)[i_comm]
-    clus_share = pop / np.bincount(i_clus, weights=pop)[i_clus]
-    u_comm = users["community"].to_numpy()
-    u_clus = u_comm * CLUSTERS_PER_COMMUNITY + users["cluster"].to_numpy()
-    u_sec = users["secondary"].to_numpy()
-    alpha = cfg.community_affinity
+    shares = {key: value[None, :] for key, value in _item_shares(cfg, items).items()}
+    taste = _user_taste(users)
     chunk = max(1, _CHUNK_CELLS // cfg.n_items)
     user_parts, item_parts = [], []
     for start in range(0, cfg.n_users, chunk):
         rows = slice(start, min(start + chunk, cfg.n_users))
-        prim = u_comm[rows, None] == i_comm[None, :]
-        fav = u_clus[rows, None] == i_clus[None, :]
-        sec = u_sec[rows, None] == i_comm[None, :]
-        w_sec = np.where(u_sec[rows] >= 0, SECONDARY_WEIGHT, 0.0)[:, None]
-        taste = ((1.0 - w_sec) * ((1.0 - CLUSTER_FOCUS) * prim * comm_share + CLUSTER_FOCUS * fav * clus_share)
-                 + w_sec * sec * comm_share)
-        prob = (1.0 - alpha) * glob + alpha * taste + 1e-9 * glob  # the floor keeps every item reachable
+        a, b = _choice_weights(cfg.community_affinity, {key: value[rows, None] for key, value in taste.items()},
+                               shares)
+        prob = a + 0.5 * b  # the mean of a + b * t over t in [0, 1]
         race = rng.standard_exponential(prob.shape) / prob
         k = activity[rows]
         kmax = int(k.max())
@@ -214,11 +303,22 @@ def _choose_items(cfg: SyntheticConfig, rng: np.random.Generator, users: pd.Data
     return np.concatenate(user_parts), np.concatenate(item_parts)
 
 
-def _interactions(rng: np.random.Generator, users: pd.DataFrame, items: pd.DataFrame, user_idx: np.ndarray,
-                  item_idx: np.ndarray) -> pd.DataFrame:
-    """Timestamps (increasing per user, random order of the chosen items) and ratings 1–5."""
+def _interactions(cfg: SyntheticConfig, rng: np.random.Generator, users: pd.DataFrame, items: pd.DataFrame,
+                  user_idx: np.ndarray, item_idx: np.ndarray) -> pd.DataFrame:
+    """Consumption order (drifting taste), timestamps (increasing per user) and ratings 1–5.
+
+    An item whose chance weight is ``a + b * t`` over the relative time t of the user's history gets its
+    relative time from the density proportional to ``1 + s * t`` on [0, 1] (``s = b / a > -1``), by the
+    inverse of its distribution function; the user's items are consumed in that order.
+    """
     n = len(user_idx)
-    order = np.lexsort((rng.random(n), user_idx))  # per user, a random consumption order
+    i = {key: value[item_idx] for key, value in _item_shares(cfg, items).items()}
+    u = {key: value[user_idx] for key, value in _user_taste(users).items()}
+    a, b = _choice_weights(cfg.community_affinity, u, i)
+    slope = b / a
+    level = rng.random(n) * (1.0 + 0.5 * slope)
+    when = 2.0 * level / (1.0 + np.sqrt(1.0 + 2.0 * slope * level))  # solves t + s t^2 / 2 = level
+    order = np.lexsort((when, user_idx))
     user_idx, item_idx = user_idx[order], item_idx[order]
     gaps = np.floor(rng.exponential(MEAN_GAP, size=n)).astype(np.int64) + 1
     csum = np.cumsum(gaps)
@@ -239,23 +339,76 @@ def _interactions(rng: np.random.Generator, users: pd.DataFrame, items: pd.DataF
                          "timestamp": timestamp})
 
 
-def _social(cfg: SyntheticConfig, rng: np.random.Generator, users: pd.DataFrame) -> pd.DataFrame:
-    """Directed ties: homophilous ones (same primary community) and uniformly random ones (noise)."""
+def _social(cfg: SyntheticConfig, rng: np.random.Generator, users: pd.DataFrame, user_idx: np.ndarray,
+            item_idx: np.ndarray) -> pd.DataFrame:
+    """Directed ties: homophilous ones (genuine), uniformly random ones and hard fakes (both noise)."""
     n = cfg.n_users
-    n_noise = int(round(cfg.n_social * cfg.noise_share))
-    n_homo = cfg.n_social - n_noise
+    n_random = int(round(cfg.n_social * cfg.noise_share))
+    n_hard = min(int(round(cfg.n_social * cfg.hard_fake_share)), cfg.n_social - n_random)
+    n_genuine = cfg.n_social - n_random - n_hard
     comm = users["community"].to_numpy()
     sizes = np.bincount(comm, minlength=cfg.n_communities)
     capacity = int((sizes * (sizes - 1)).sum())
-    if n_homo > capacity // 2 or cfg.n_social > n * (n - 1) // 2:
-        raise ParamsError("data.synthetic.n_social", f"at most {min(capacity // 2, n * (n - 1) // 2)} ties for "
-                          f"{n} users in {cfg.n_communities} communities", cfg.n_social)
-    homo = _draw_pairs(rng, n_homo, np.empty(0, np.int64), n, lambda m: _homophilous_pairs(rng, users, m))
-    noise = _draw_pairs(rng, n_noise, homo, n, lambda m: (rng.integers(0, n, m), rng.integers(0, n, m)))
-    keys = np.concatenate([homo, noise])
-    is_noise = np.r_[np.zeros(len(homo), np.int64), np.ones(len(noise), np.int64)]
+    if n_genuine > capacity // 2 or cfg.n_social > n * (n - 1) // 2:
+        raise ParamsError("data.synthetic.n_social", f"at most {min(capacity // 2, n * (n - 1) // 2)} genuine ties "
+                          f"for {n} users in {cfg.n_communities} communities", cfg.n_social)
+    genuine = _draw_pairs(rng, n_genuine, np.empty(0, np.int64), n, lambda m: _homophilous_pairs(rng, users, m))
+    random = _draw_pairs(rng, n_random, genuine, n, lambda m: (rng.integers(0, n, m), rng.integers(0, n, m)))
+    hard = np.empty(0, np.int64)
+    if n_hard > 0:
+        mask = top_item_masks(cfg, user_idx, item_idx)
+        eligible = np.flatnonzero(np.bitwise_count(mask) >= HARD_MIN_TOP)
+        room = _hard_capacity(comm[eligible], mask[eligible]) - n_random
+        if n_hard > room // 2:
+            raise ParamsError("data.synthetic.hard_fake_share", f"at most {max(0, room // 2)} hard fakes here "
+                              f"({n_hard} asked: users of different communities who share popular items are too "
+                              "few)", cfg.hard_fake_share)
+        hard = _draw_pairs(rng, n_hard, np.concatenate([genuine, random]), n,
+                           lambda m: _hard_pairs(rng, comm, mask, eligible, m))
+    keys = np.concatenate([genuine, random, hard])
+    kind = np.repeat(np.arange(len(KINDS)), [len(genuine), len(random), len(hard)])
     order = np.argsort(keys, kind="stable")
-    return pd.DataFrame({"src": keys[order] // n + 1, "dst": keys[order] % n + 1, "noise": is_noise[order]})
+    return pd.DataFrame({"src": keys[order] // n + 1, "dst": keys[order] % n + 1,
+                         "noise": (kind[order] > 0).astype(np.int64),
+                         "kind": np.asarray(KINDS, dtype=object)[kind[order]]})
+
+
+def top_item_masks(cfg: SyntheticConfig, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
+    """Per user, a bit mask of the most consumed items it consumed (bit r: the item of rank r, from 0).
+
+    The top items are the HARD_TOP_SHARE most consumed ones (at least HARD_TOP_MIN, at most HARD_TOP_MAX),
+    ties broken by the lower item id.
+    """
+    top = min(cfg.n_items, max(HARD_TOP_MIN, min(HARD_TOP_MAX, int(round(HARD_TOP_SHARE * cfg.n_items)))))
+    counts = np.bincount(item_idx, minlength=cfg.n_items)
+    rank = np.full(cfg.n_items, -1, dtype=np.int64)
+    rank[np.argsort(-counts, kind="stable")[:top]] = np.arange(top)
+    hit = rank[item_idx] >= 0
+    mask = np.zeros(cfg.n_users, dtype=np.uint64)
+    np.bitwise_or.at(mask, user_idx[hit], np.left_shift(np.uint64(1), rank[item_idx[hit]].astype(np.uint64)))
+    return mask
+
+
+def _hard_capacity(comm: np.ndarray, mask: np.ndarray) -> int:
+    """How many directed pairs of these users are of different communities and share HARD_MIN_SHARED top items."""
+    total = 0
+    chunk = max(1, _CHUNK_CELLS // max(1, len(comm)))
+    for start in range(0, len(comm), chunk):
+        rows = slice(start, start + chunk)
+        ok = (comm[rows, None] != comm[None, :]) & (np.bitwise_count(mask[rows, None] & mask[None, :])
+                                                    >= HARD_MIN_SHARED)
+        total += int(np.count_nonzero(ok))
+    return total
+
+
+def _hard_pairs(rng: np.random.Generator, comm: np.ndarray, mask: np.ndarray, eligible: np.ndarray,
+                m: int) -> tuple[np.ndarray, np.ndarray]:
+    """``m`` candidate hard fakes: both ends drawn uniformly among the users with HARD_MIN_TOP top items, kept
+    when of different communities with HARD_MIN_SHARED top items in common."""
+    src = eligible[rng.integers(0, len(eligible), size=m)]
+    dst = eligible[rng.integers(0, len(eligible), size=m)]
+    ok = (comm[src] != comm[dst]) & (np.bitwise_count(mask[src] & mask[dst]) >= HARD_MIN_SHARED)
+    return src[ok], dst[ok]
 
 
 def _homophilous_pairs(rng: np.random.Generator, users: pd.DataFrame, m: int) -> tuple[np.ndarray, np.ndarray]:
@@ -293,13 +446,16 @@ def _draw_pairs(rng: np.random.Generator, count: int, taken: np.ndarray, n: int,
 
 # --------------------------------------------------------------------------------------- loader
 def load(params: "Params") -> RawTables:
-    """Read the three CSV files of the synthetic source from ``data.path``."""
+    """Read the four CSV files of the synthetic source from ``data.path``."""
     folder = require_data_dir(params, FILES)
     paths = {"interactions": require_file(folder / INTERACTIONS_FILE, "synthetic interactions"),
              "social": require_file(folder / SOCIAL_FILE, "synthetic social"),
-             "items": require_file(folder / ITEMS_FILE, "synthetic items")}
+             "items": require_file(folder / ITEMS_FILE, "synthetic items"),
+             "users": require_file(folder / USERS_FILE, "synthetic users")}
     interactions = read_delimited(paths["interactions"], COLUMNS["interactions"])
     social = read_delimited(paths["social"], COLUMNS["social"], allow_empty=True)
     items = read_delimited(paths["items"], COLUMNS["items"])
+    users = read_delimited(paths["users"], COLUMNS["users"])
     return RawTables(source=params.data.source, path=folder, interactions=interactions, social=social,
-                     items=items, files=paths, columns={name: dict(cols) for name, cols in COLUMNS.items()})
+                     items=items, users=users, files=paths,
+                     columns={name: dict(cols) for name, cols in COLUMNS.items()})
