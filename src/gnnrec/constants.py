@@ -23,7 +23,13 @@ LOSSES: tuple[str, ...] = get_args(LossName)
 LAYER_COMBINATIONS: tuple[str, ...] = get_args(LayerCombination)
 SAGE_AGGREGATORS: tuple[str, ...] = get_args(SageAggregator)
 
-#: the canonical tables of ingest and validate
-TABLES = ("interactions", "social", "items")
+#: the canonical tables of ingest and validate (``users``: the side features of users, 0 rows without a file)
+TABLES = ("interactions", "social", "items", "users")
+#: the value a missing user side feature gets (an empty cell, or a user without a row in the features file)
+UNKNOWN_FEATURE = "unknown"
+#: column names a user side feature cannot have (the users tables' own columns, at ingest and in the dataset)
+RESERVED_FEATURE_NAMES = ("user", "row", "user_id", "raw_id")
+#: the values of the synthetic social table's optional ``kind`` column (ground truth of each tie)
+SOCIAL_KINDS = ("genuine", "random", "hard")
 #: ranking metrics ``<name>@K`` of :mod:`gnnrec.evaluation`, in the report's column order
 METRIC_NAMES = ("recall", "ndcg", "precision", "hitrate", "mrr", "map")

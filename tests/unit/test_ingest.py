@@ -139,7 +139,7 @@ def test_tab_separated_with_social_and_items_files(tmp_path: Path) -> None:
     assert tables.social[["src", "dst", "row"]].values.tolist() == [["1", "2", 2]]
     assert tables.items["name"].tolist() == ["Ten", "Eleven"]
     assert tables.files == {"interactions": tmp_path / "ratings.tsv", "social": tmp_path / "trust.tsv",
-                            "items": tmp_path / "titles.tsv"}
+                            "items": tmp_path / "titles.tsv", "users": None}
 
 
 def test_items_file_without_a_name_column_gives_missing_names(tmp_path: Path) -> None:
@@ -299,11 +299,11 @@ def test_ingest_writes_tables_and_manifest(lastfm_dir: Path, tmp_path: Path) -> 
     paths = Paths(tmp_path / "project")
     summary = ingest.run(make_params("lastfm-hetrec", lastfm_dir), paths)
     assert summary["source"] == "lastfm-hetrec"
-    assert summary["rows"] == {"interactions": 3, "social": 2, "items": 2}
+    assert summary["rows"] == {"interactions": 3, "social": 2, "items": 2, "users": 0}
     json.dumps(summary)
     out = paths.ingest
     assert sorted(p.name for p in out.iterdir()) == ["interactions.parquet", "items.parquet", "manifest.json",
-                                                     "social.parquet"]
+                                                     "social.parquet", "users.parquet"]
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["source"] == "lastfm-hetrec"
     assert manifest["tables"]["social"] == {"file": str((lastfm_dir / "user_friends.dat").resolve()), "rows": 2,
@@ -329,7 +329,8 @@ def test_ingest_manifest_records_the_source_header_names_for_validation_messages
     paths = Paths(tmp_path / "project")
     ingest.run(params, paths)
     manifest = json.loads((paths.ingest / "manifest.json").read_text())
-    assert {name: entry["columns"] for name, entry in manifest["tables"].items()} == {
+    assert manifest["tables"]["users"] is None
+    assert {name: entry["columns"] for name, entry in manifest["tables"].items() if entry} == {
         "interactions": {"user": "uid", "item": "iid"}, "social": {"src": "a", "dst": "b"}, "items": {"item": "iid"}}
     assert list(pd.read_parquet(paths.ingest / "interactions.parquet").columns) == ["user", "item", "row"]
     assert list(pd.read_parquet(paths.ingest / "items.parquet").columns) == ["item", "name", "row"]
@@ -374,7 +375,7 @@ def _real(shared_data_dir: Path, name: str) -> Path:
 @pytest.mark.realdata
 def test_real_movielens_100k(shared_data_dir: Path) -> None:
     tables = load_source(make_params("movielens-100k", _real(shared_data_dir, "movielens-100k")))
-    assert tables.rows() == {"interactions": 100_000, "social": 0, "items": 1682}
+    assert tables.rows() == {"interactions": 100_000, "social": 0, "items": 1682, "users": 943}
     assert tables.interactions.iloc[0].tolist() == ["196", "242", "3", "881250949", 1]
     assert tables.interactions["row"].iloc[-1] == 100_000
     assert tables.items.set_index("item")["name"]["1"] == "Toy Story (1995)"
@@ -383,7 +384,7 @@ def test_real_movielens_100k(shared_data_dir: Path) -> None:
 @pytest.mark.realdata
 def test_real_lastfm_hetrec(shared_data_dir: Path) -> None:
     tables = load_source(make_params("lastfm-hetrec", _real(shared_data_dir, "lastfm-hetrec2011-2k")))
-    assert tables.rows() == {"interactions": 92_834, "social": 25_434, "items": 17_632}
+    assert tables.rows() == {"interactions": 92_834, "social": 25_434, "items": 17_632, "users": 0}
     assert tables.interactions.iloc[0].tolist() == ["2", "51", "13883", 2]
     names = tables.items.set_index("name")["row"]
     assert names['"Weird Al" Yankovic'] == 1679   # stray quotes kept, line number as in the file

@@ -244,7 +244,9 @@ def test_social_repairs_are_counted() -> None:
     result = validate(inter(BASE), social=table(["src", "dst", "noise"], SOCIAL_ROWS))
     repairs = result.report["repairs"]
     assert repairs == {"duplicate_interactions_merged": 0, "social_self_loops_dropped": 1,
-                       "social_duplicates_dropped": 1, "social_unknown_users_dropped": 1}
+                       "social_duplicates_dropped": 1, "social_unknown_users_dropped": 1,
+                       "user_features_duplicates_dropped": 0, "user_features_unknown_users_dropped": 0,
+                       "user_features_values_filled": 0, "users_without_features_filled": 0}
     soc = result.social
     assert list(zip(soc["src"], soc["dst"], soc["noise"])) == [("1", "2", False), ("3", "1", True),
                                                                ("2", "3", False)]
@@ -314,7 +316,7 @@ def test_canonical_dtypes_weights_and_names() -> None:
     assert ds.social["noise"].tolist() == [True, False]
     stats = ds.report["stats"]
     assert stats == {"users": 2, "items": 2, "interactions": 3, "social_ties": 2, "has_timestamps": True,
-                     "has_item_names": True, "has_social": True}
+                     "has_item_names": True, "has_social": True, "user_features": []}
 
 
 def test_no_ratings_no_timestamps_defaults() -> None:

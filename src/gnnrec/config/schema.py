@@ -93,15 +93,48 @@ class ItemColumns(Section):
 
 
 class TabularConfig(Section):
-    """Files of the generic ``csv`` / ``parquet`` sources, relative to ``data.path`` (or absolute)."""
+    """Files of the generic ``csv`` / ``parquet`` sources, relative to ``data.path`` (or absolute).
+
+    ``users`` names an optional file of user side features; ``user_columns.user`` is its user id column
+    and ``user_columns.features`` the columns to use as categorical features (``None``: every column but
+    the user id column)."""
+
+    class UserColumns(Section):
+        """Columns of the user side-features file (``data.tabular.users``)."""
+
+        user: StrictStr = "user_id"
+        #: source columns used as categorical features; None: every column but ``user``
+        features: Optional[tuple[StrictStr, ...]] = None
+
+        @model_validator(mode="after")
+        def _check_features(self) -> "TabularConfig.UserColumns":
+            from gnnrec.constants import RESERVED_FEATURE_NAMES
+
+            if self.features is None:
+                return self
+            seen: set[str] = set()
+            for name in self.features:
+                if name == self.user:
+                    raise ParamsError("features", f"feature columns other than the user id column {self.user!r}",
+                                      list(self.features))
+                if name in seen:
+                    raise ParamsError("features", f"distinct column names ({name!r} is listed twice)",
+                                      list(self.features))
+                if name in RESERVED_FEATURE_NAMES or name.startswith("__") or not name.strip():
+                    raise ParamsError("features", f"column names other than {', '.join(RESERVED_FEATURE_NAMES)}, "
+                                      "empty names and names starting with '__' (reserved)", list(self.features))
+                seen.add(name)
+            return self
 
     interactions: StrictStr = "interactions.csv"
     social: Optional[StrictStr] = None
     items: Optional[StrictStr] = None
+    users: Optional[StrictStr] = None
     sep: StrictStr = ","
     columns: InteractionColumns = InteractionColumns()
     social_columns: SocialColumns = SocialColumns()
     item_columns: ItemColumns = ItemColumns()
+    user_columns: UserColumns = UserColumns()
 
     @model_validator(mode="after")
     def _check_sep(self) -> "TabularConfig":

@@ -3,9 +3,10 @@
 One module per source family, each with ``load(params) -> RawTables``:
 
 - :mod:`~gnnrec.datasets.synthetic`: the embedded synthetic dataset (and its generator),
-- :mod:`~gnnrec.datasets.movielens`: MovieLens 100K (``u.data``, ``u.item``),
+- :mod:`~gnnrec.datasets.movielens`: MovieLens 100K (``u.data``, ``u.item``, optional ``u.user``),
 - :mod:`~gnnrec.datasets.lastfm`: HetRec 2011 LastFM (``user_artists.dat``, ``user_friends.dat``, ``artists.dat``),
-- :mod:`~gnnrec.datasets.tabular`: any ``csv`` / ``parquet`` files described in ``data.tabular``,
+- :mod:`~gnnrec.datasets.tabular`: any ``csv`` / ``parquet`` files described in ``data.tabular`` (optional
+  user side features in ``data.tabular.users``),
 - :mod:`~gnnrec.datasets.lightgcn_format`: ``train.txt`` / ``test.txt`` with a fixed test split (Gowalla).
 
 :mod:`~gnnrec.datasets.build` turns the validated tables into the canonical dataset (filters, contiguous ids).
@@ -13,6 +14,10 @@ One module per source family, each with ``load(params) -> RawTables``:
 :func:`load_source` dispatches on ``params.data.source``. The tables follow the *ingest* contract of
 ``docs/contracts.md``: text columns plus ``row``, the line of the source file each record came from.
 Type checks are the validate stage's job; a loader only refuses files it cannot read as tables.
+
+The ``users`` table holds the users' side features: ``user`` (the raw user id), one text column per
+categorical feature (any name but those of :data:`~gnnrec.constants.RESERVED_FEATURE_NAMES`), and
+``row``. A source without user features leaves it empty (columns ``user`` and ``row``, 0 rows).
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from typing import TYPE_CHECKING, Iterable, Optional
 
 import pandas as pd
 
-from gnnrec.constants import TABLES
+from gnnrec.constants import RESERVED_FEATURE_NAMES, TABLES
 from gnnrec.errors import DataError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -49,6 +54,9 @@ class RawTables:
     (the table then has 0 rows). ``columns`` maps each table name to its columns' source names (internal
     name → the file's header name, or the field name of a header-less format such as ``u.data``); a table
     whose format names no columns (the LightGCN format) has no entry.
+
+    ``users`` (side features; ``columns["users"]``: ``user`` and each feature → its source column) defaults
+    to the empty table of a source without user features, and ``files["users"]`` to ``None``.
     """
 
     source: str
@@ -58,6 +66,7 @@ class RawTables:
     items: pd.DataFrame
     files: dict[str, Optional[Path]] = field(default_factory=dict)
     columns: dict[str, dict[str, str]] = field(default_factory=dict)
+    users: pd.DataFrame = field(default_factory=lambda: empty_users())
 
     def table(self, name: str) -> pd.DataFrame:
         """The table called ``name`` (one of :data:`TABLES`)."""
@@ -120,6 +129,28 @@ def empty_items() -> pd.DataFrame:
     return empty_table(("item", "name"))
 
 
+def empty_users() -> pd.DataFrame:
+    """The users table of a source without user side features."""
+    return empty_table(("user",))
+
+
+def feature_columns(users: pd.DataFrame) -> list[str]:
+    """The side-feature columns of a users table: every column but ``user``, ``row`` and derived ones (``__*``)."""
+    return [str(c) for c in users.columns if c not in ("user", "row") and not str(c).startswith("__")]
+
+
+def check_feature_names(names: Iterable[str], file: Optional[Path | str], what: str) -> None:
+    """A DataError naming the file and column when a feature column has a reserved or unusable name.
+
+    ``what`` says where the names come from (e.g. ``data.tabular.user_columns.features``)."""
+    for name in names:
+        if name in RESERVED_FEATURE_NAMES or name.startswith("__") or not name.strip():
+            shown = repr(name) if name.strip() else "a column without a name"
+            raise DataError(f"{shown} cannot be a user feature column: the names {', '.join(RESERVED_FEATURE_NAMES)}, "
+                            f"empty names and names starting with '__' are reserved; list the features to use in "
+                            f"{what}", file=None if file is None else str(file), column=name)
+
+
 def empty_table(columns: Iterable[str]) -> pd.DataFrame:
     """A 0-row table with the given text columns and ``row``."""
     out = pd.DataFrame({name: pd.Series([], dtype="str") for name in columns})
@@ -127,5 +158,5 @@ def empty_table(columns: Iterable[str]) -> pd.DataFrame:
     return out
 
 
-__all__ = ["LOADERS", "TABLES", "RawTables", "data_dir", "empty_items", "empty_table", "empty_social", "load_source",
-           "path_kind", "require_data_dir"]
+__all__ = ["LOADERS", "TABLES", "RawTables", "check_feature_names", "data_dir", "empty_items", "empty_table",
+           "empty_social", "empty_users", "feature_columns", "load_source", "path_kind", "require_data_dir"]

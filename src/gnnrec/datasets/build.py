@@ -1,7 +1,10 @@
 """The canonical dataset: validated tables filtered (``data.min_rating``, ``data.k_core``) and indexed.
 
 Users and items get contiguous ids from 0 in a deterministic order (:func:`order_ids`); the result is
-the canonical tables of ``docs/contracts.md`` plus the completed validation report.
+the canonical tables of ``docs/contracts.md`` plus the completed validation report. The users table
+carries the users' side features (one str column per feature, after ``user_id`` and ``raw_id``): a user
+without a row in the features file gets ``"unknown"`` for every feature, counted in the report's
+``repairs.users_without_features_filled``.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import Any, Optional
 import numpy as np
 import pandas as pd
 
+from gnnrec.constants import UNKNOWN_FEATURE
 from gnnrec.errors import DataValidationError, ParamsError
 from gnnrec.validation.core import ValidationResult
 from gnnrec.validation.gx import CORRUPTION, POS, Check, gx, msg, new_context, run_checks
@@ -110,8 +114,7 @@ def build_dataset(result: ValidationResult, *, min_rating: Optional[float] = Non
         canonical["split"] = pd.Series(inter["split"].to_numpy(), dtype="str")
 
     social = _index_social(result, user_index, report)
-    users_df = pd.DataFrame({"user_id": np.arange(len(users), dtype=np.int64),
-                             "raw_id": pd.Series(users, dtype="str")})
+    users_df = _users_table(result, users, report)
     names = result.items.set_index("item")["name"] if len(result.items) else pd.Series([], dtype="str")
     item_names = pd.Series(items, dtype="str").map(names).astype("str")
     items_df = pd.DataFrame({"item_id": np.arange(len(items), dtype=np.int64),
@@ -122,8 +125,28 @@ def build_dataset(result: ValidationResult, *, min_rating: Optional[float] = Non
         "users": len(users), "items": len(items), "interactions": int(len(canonical)),
         "social_ties": int(len(social)), "has_timestamps": bool(result.has_timestamps),
         "has_item_names": bool(items_df["name"].notna().any()), "has_social": bool(result.has_social),
+        "user_features": list(result.user_features),
     }
     return Dataset(canonical, social, users_df, items_df, report)
+
+
+def _users_table(result: ValidationResult, users: list[str], report: dict[str, Any]) -> pd.DataFrame:
+    """``user_id``, ``raw_id`` and one str column per side feature; users without a features row get
+    ``"unknown"`` for every feature (counted in ``repairs.users_without_features_filled``)."""
+    out = pd.DataFrame({"user_id": np.arange(len(users), dtype=np.int64), "raw_id": pd.Series(users, dtype="str")})
+    features = list(result.user_features)
+    if not features:
+        return out
+    rows = result.users.set_index("user")
+    position = rows.index.get_indexer(out["raw_id"])
+    found = position >= 0
+    report["repairs"]["users_without_features_filled"] = int((~found).sum())
+    for feature in features:
+        values = rows[feature].to_numpy(dtype=object)
+        column = np.full(len(out), UNKNOWN_FEATURE, dtype=object)
+        column[found] = values[position[found]]
+        out[feature] = pd.Series(column, dtype="str")
+    return out
 
 
 def _index_social(result: ValidationResult, user_index: pd.Index, report: dict[str, Any]) -> pd.DataFrame:
@@ -137,6 +160,8 @@ def _index_social(result: ValidationResult, user_index: pd.Index, report: dict[s
                            "weight": np.ones(int(known.sum()), dtype=np.float32)})
     if result.has_noise:
         social["noise"] = soc["noise"].to_numpy(dtype=bool)[known]
+    if "kind" in soc.columns:
+        social["kind"] = pd.Series(soc["kind"].to_numpy(dtype=object)[known], dtype="str")
     return social
 
 

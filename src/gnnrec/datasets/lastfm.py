@@ -39,5 +39,5 @@ def load(params: "Params") -> RawTables:
     }
     tables = {name: read_delimited(paths[name], COLUMNS[name], sep="\t", quoting=False) for name in COLUMNS}
     return RawTables(source=params.data.source, path=folder, interactions=tables["interactions"],
-                     social=tables["social"], items=tables["items"], files=paths,
+                     social=tables["social"], items=tables["items"], files={**paths, "users": None},
                      columns={name: dict(cols) for name, cols in COLUMNS.items()})

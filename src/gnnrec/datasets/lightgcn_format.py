@@ -92,4 +92,5 @@ def load(params: "Params") -> "RawTables":
     if not len(frames[0]):
         raise DataError("no training interactions: every line has only a user id", file=str(paths["train"]))
     return RawTables(source=params.data.source, path=folder, interactions=interactions, social=empty_social(),
-                     items=empty_items(), files={"interactions": paths["train"], "social": None, "items": None})
+                     items=empty_items(), files={"interactions": paths["train"], "social": None, "items": None,
+                                                 "users": None})

@@ -24,6 +24,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping, Optional, Sequence
@@ -31,7 +32,17 @@ from typing import TYPE_CHECKING, Mapping, Optional, Sequence
 import numpy as np
 import pandas as pd
 
-from gnnrec.datasets import RawTables, data_dir, empty_items, empty_social, empty_table, path_kind, require_data_dir
+from gnnrec.datasets import (
+    RawTables,
+    check_feature_names,
+    data_dir,
+    empty_items,
+    empty_social,
+    empty_table,
+    empty_users,
+    path_kind,
+    require_data_dir,
+)
 from gnnrec.errors import DataError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -280,7 +291,30 @@ def _parse_values(text: str, sep: str, quoting: bool, n_fields: int, usecols: li
         raise DataError(f"malformed file: {exc}".strip(), file=str(path)) from None
 
 
+def delimited_header(path: Path, *, sep: str = ",", encoding: str = "utf-8", quoting: bool = True) -> list[str]:
+    """The column names of a delimited file's header (its first record), as :func:`read_delimited` sees them."""
+    text = decode_text(read_bytes(path), path, encoding)
+    if not text.strip():
+        raise DataError("no data rows: the file is empty", file=str(path))
+    return list(_locate_records(text, sep, quoting, path).header)
+
+
 # ------------------------------------------------------------------------------------- parquet
+def parquet_columns(path: Path) -> list[str]:
+    """The column names of a Parquet file (a DataError naming it when it is not a readable Parquet file)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if path.is_dir():
+        raise DataError("is a folder, expected a Parquet file", file=str(path))
+    if not path.exists():
+        raise DataError("required file is missing", file=str(path))
+    try:
+        return list(pq.ParquetFile(path).schema_arrow.names)
+    except (pa.ArrowException, OSError) as exc:
+        raise DataError(f"not a readable Parquet file ({exc})", file=str(path)) from None
+
+
 def read_parquet_table(path: Path, columns: Mapping[str, str], *, allow_empty: bool = False) -> pd.DataFrame:
     """Read the named columns of a Parquet file as text, plus ``row`` (1-based position of the row).
 
@@ -348,25 +382,47 @@ def _separator(sep: str) -> str:
     return "\t" if sep in ("\\t", "\t") else sep
 
 
+#: columns of a Parquet file written by pandas that hold its index, never a feature
+_PANDAS_INDEX = re.compile(r"__index_level_[0-9]+__")
+
+
+def user_feature_columns(names: Sequence[str], user: str, features: Optional[Sequence[str]], path: Path,
+                         what: str = "data.tabular.user_columns.features") -> dict[str, str]:
+    """``user`` and the feature columns of a users file with header ``names`` (internal → source name).
+
+    ``features`` ``None``: every column but ``user`` (and a pandas index column of a Parquet file); a
+    feature keeps its source name. A reserved or unnamed feature column is a DataError naming the file."""
+    if features is None:
+        features = [n for n in names if n != user and not _PANDAS_INDEX.fullmatch(n)]
+    check_feature_names(features, path, what)
+    return {"user": user, **{name: name for name in features}}
+
+
 def load(params: "Params") -> RawTables:
     """Load the generic ``csv`` or ``parquet`` source described by ``params.data.tabular``."""
     tab = params.data.tabular
     source = params.data.source
     folder = data_dir(params)
-    files = {"interactions": tab.interactions, "social": tab.social, "items": tab.items}
+    files = {"interactions": tab.interactions, "social": tab.social, "items": tab.items, "users": tab.users}
     paths = {table: _source_file(folder, name) for table, name in files.items() if name}
     if any(not Path(name).expanduser().is_absolute() for name in files.values() if name):
         require_data_dir(params, [name for name in files.values() if name])
 
     columns: dict[str, dict[str, str]] = {}
 
-    def read(table: str, cols: dict[str, Optional[str]]) -> pd.DataFrame:
+    def read(table: str, cols: dict[str, Optional[str]], allow_empty: bool = False) -> pd.DataFrame:
         wanted = {out: src for out, src in cols.items() if src is not None}
         columns[table] = wanted
         path = require_file(paths[table], f"{table} (data.tabular.{table})")
         if source == "parquet":
-            return read_parquet_table(path, wanted)
-        return read_delimited(path, wanted, sep=_separator(tab.sep))
+            return read_parquet_table(path, wanted, allow_empty=allow_empty)
+        return read_delimited(path, wanted, sep=_separator(tab.sep), allow_empty=allow_empty)
+
+    def users_table() -> pd.DataFrame:
+        path = require_file(paths["users"], "users (data.tabular.users)")
+        names = parquet_columns(path) if source == "parquet" else delimited_header(path, sep=_separator(tab.sep))
+        cols = user_feature_columns(names, tab.user_columns.user, tab.user_columns.features, path)
+        return read("users", dict(cols), allow_empty=True)  # a header-only file: no user has features
 
     c = tab.columns
     interactions = read("interactions", {"user": c.user, "item": c.item, "rating": c.rating,
@@ -378,5 +434,6 @@ def load(params: "Params") -> RawTables:
         items = read("items", {"item": tab.item_columns.item, "name": tab.item_columns.name})
         if "name" not in items.columns:  # no name column configured: names unknown
             items.insert(1, "name", pd.Series([pd.NA] * len(items), dtype="str"))
+    users = users_table() if "users" in paths else empty_users()
     return RawTables(source=source, path=folder, interactions=interactions, social=social, items=items,
-                     files={table: paths.get(table) for table in files}, columns=columns)
+                     users=users, files={table: paths.get(table) for table in files}, columns=columns)

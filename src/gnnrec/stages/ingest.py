@@ -1,10 +1,10 @@
-"""ingest stage: raw files of ``data.source`` → ``artifacts/ingest/{interactions,social,items}.parquet``.
+"""ingest stage: raw files of ``data.source`` → ``artifacts/ingest/{interactions,social,items,users}.parquet``.
 
 Every value is kept as text and every record keeps ``row``, its line in the source file, so that the
-validate stage can type-check the values and point at the offending lines. The three tables are always
-written (0 rows when the source has no such file), then ``manifest.json`` names the source files and,
-per table, the source column behind each table column (so that validation messages can name the
-columns as the user's file does).
+validate stage can type-check the values and point at the offending lines. The four tables are always
+written (0 rows when the source has no such file; ``users`` holds the user side features), then
+``manifest.json`` names the source files and, per table, the source column behind each table column
+(so that validation messages can name the columns as the user's file does).
 """
 
 from __future__ import annotations

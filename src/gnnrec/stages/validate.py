@@ -1,8 +1,9 @@
 """validate stage: ingest tables → checked, repaired, filtered canonical tables with contiguous ids.
 
-Reads ``artifacts/ingest/{interactions,social,items}.parquet`` and ``manifest.json`` (source files and
-column names: messages name columns as the user's file does); writes
-``artifacts/dataset/{interactions,social,users,items}.parquet``, ``reports/validation.json`` and a copy
+Reads ``artifacts/ingest/{interactions,social,items,users}.parquet`` (``users.parquet`` may be absent:
+no user features) and ``manifest.json`` (source files and column names: messages name columns as the
+user's file does); writes ``artifacts/dataset/{interactions,social,users,items}.parquet`` (``users``
+with the side features), ``reports/validation.json`` and a copy
 of the report in ``logs/validation/latest.json``. When validation fails, both report files are written
 before :class:`~gnnrec.errors.DataValidationError` is raised (its ``report_path`` is the log copy).
 """
@@ -69,7 +70,7 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
     try:
         checked = validate_tables(
             interactions, frames["social"], frames["items"], strict=params.validate.strict,
-            max_examples=params.validate.max_examples, files=files, columns=columns)
+            max_examples=params.validate.max_examples, files=files, columns=columns, users=frames["users"])
         dataset = build_dataset(checked, min_rating=params.data.min_rating, k_core=params.data.k_core)
     except DataValidationError as error:
         report = getattr(error, "report", None)

@@ -12,7 +12,9 @@ Policy:
   outside int64, however many digits it has), ratings that are not finite numbers, timestamps that are
   neither integral unix seconds nor ISO-8601 dates, fewer than two distinct users.
 - *anomalies* (duplicate (user, item) pairs, social self-loops, duplicate ties, ties naming a user
-  without interactions) are repaired and counted, or fail under ``validate.strict``.
+  without interactions; in the user side-features table duplicate users, users without interactions and
+  empty feature values) are repaired and counted, or fail under ``validate.strict``. Users with
+  interactions but no row in the features file get ``"unknown"`` features, counted, never a failure.
 
 Messages and the report name columns by the source file's header (``user_id``), given per table by
 the ingest manifest's ``columns``.

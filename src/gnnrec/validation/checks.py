@@ -19,6 +19,8 @@ from typing import Any, Mapping, Optional
 import numpy as np
 import pandas as pd
 
+from gnnrec.constants import SOCIAL_KINDS, UNKNOWN_FEATURE
+from gnnrec.datasets import feature_columns
 from gnnrec.validation.gx import ANOMALY, CORRUPTION, POS, Check, all_true, exists, fmt_value, gx, label, msg, not_null
 from gnnrec.validation.parsing import FLOAT32_MAX, normalise_ids, parse_numbers, parse_timestamps
 
@@ -26,6 +28,7 @@ REQUIRED_COLUMNS = {
     "interactions": ("user", "item", "row"),
     "social": ("src", "dst", "row"),
     "items": ("item", "name", "row"),
+    "users": ("user", "row"),
 }
 
 BAD_ID = ("{n} value(s) cannot be ids: empty, a number that is not an integer (like '1.5', '1e3', "
@@ -137,7 +140,7 @@ def social_checks(social: Optional[pd.DataFrame], users: np.ndarray, *, strict: 
                   names: Mapping[str, str]) -> tuple[pd.DataFrame, list[Check]]:
     """Required columns, valid ids and noise flags (corruption); self-loops, duplicate ties and ties
     naming a user without interactions (``users``: the interactions' user ids) (anomalies)."""
-    soc = as_text(social, ("src", "dst", "noise"))
+    soc = as_text(social, ("src", "dst", "noise", "kind"))
     present = list(social.columns) if social is not None else []
     checks = [exists("social", c, present, names) for c in REQUIRED_COLUMNS["social"]]
     for col in ("src", "dst"):
@@ -147,6 +150,11 @@ def social_checks(social: Optional[pd.DataFrame], users: np.ndarray, *, strict: 
         soc["__ok_noise"] = soc["noise"].str.strip().isin(["0", "1"]).astype(bool)
         checks.append(all_true("social:noise", "__ok_noise", "noise", CORRUPTION,
                                "{n} value(s) are not '0' or '1'", ("noise",)))
+    if "kind" in soc.columns:  # the synthetic source's ground truth: how each tie was drawn
+        soc["__ok_kind"] = soc["kind"].str.strip().isin(list(SOCIAL_KINDS)).fillna(False).astype(bool)
+        allowed = ", ".join(repr(k) for k in SOCIAL_KINDS)
+        checks.append(all_true("social:kind", "__ok_kind", "kind", CORRUPTION,
+                               f"{{n}} value(s) are not one of {allowed}", ("kind",)))
     src, dst = label("src", names), label("dst", names)
     if "src" in soc.columns and "dst" in soc.columns:
         soc["__ne_src_dst"] = (soc["__id_src"] != soc["__id_dst"]).fillna(True).astype(bool)
@@ -210,5 +218,77 @@ def item_checks(items: Optional[pd.DataFrame], names: Mapping[str, str]) -> tupl
     return itm, checks
 
 
-__all__ = ["BAD_ID", "REQUIRED_COLUMNS", "InteractionTable", "as_text", "interaction_checks", "item_checks",
-           "known_users", "social_checks", "unmatched_social"]
+# ----------------------------------------------------------------------------------- users
+@dataclass
+class UserTable:
+    """The users table (side features) with its derived columns, the checks to run and its feature columns."""
+
+    frame: pd.DataFrame
+    checks: list[Check]
+    features: list[str]
+
+
+def feature_values(values: pd.Series) -> pd.Series:
+    """Feature values as stripped text; null where a value is missing (null, or empty once stripped)."""
+    text = values.astype("str").str.strip()
+    return text.where(text.notna() & (text != "")).astype("str")
+
+
+def user_checks(users: Optional[pd.DataFrame], known: np.ndarray, *, strict: bool,
+                names: Mapping[str, str]) -> UserTable:
+    """Required columns (``user``, ``row`` and every column the manifest names) and valid user ids
+    (corruption); duplicate users, users without interactions (``known``: the interactions' user ids) and
+    missing feature values, one check per feature column (anomalies)."""
+    present = list(users.columns) if users is not None else []
+    features = feature_columns(users) if users is not None else []
+    usr = as_text(users, ("user", *features))
+    required = list(REQUIRED_COLUMNS["users"]) + [c for c in names if c not in REQUIRED_COLUMNS["users"]]
+    checks = [exists("users", c, present, names) for c in required]
+    if "user" in usr.columns:
+        checks.append(_id_check("users", usr, "user"))
+        user = label("user", names)
+        checks.append(Check(
+            "users:unique",
+            gx().expectations.ExpectColumnValuesToBeUnique(column="__id_user", meta={"check": "users:unique"}),
+            "user", ANOMALY, ("user",),
+            msg(f"one row per {user}", f"{{n}} rows share their {user} with another row; "
+                + _repair_action(strict, "the first of each is kept"))))
+        ids = usr["__id_user"]
+        usr["__known_user"] = (ids.isna() | ids.isin(known)).astype(bool)
+        checks.append(all_true("users:known", "__known_user", "user", ANOMALY,
+                               "{n} row(s) name a user without interactions; " + _repair_action(strict, "dropped"),
+                               ("user",)))
+    for feature in features:
+        derived = f"__val_{feature}"
+        usr[derived] = feature_values(usr[feature])
+        checks.append(not_null(f"users:missing:{feature}", derived, feature, ANOMALY,
+                               "{n} value(s) are empty; "
+                               + _repair_action(strict, f"filled with {UNKNOWN_FEATURE!r}"), ("user", feature)))
+    return UserTable(usr, checks, features)
+
+
+def unmatched_users(usr: pd.DataFrame, inter: pd.DataFrame, known: np.ndarray, files: Mapping[str, Optional[str]],
+                    *, strict: bool, names: Mapping[str, Mapping[str, str]]) -> Optional[str]:
+    """A warning when the users file has valid ids but none matches an interaction user id (``known``; e.g.
+    ``u7`` against ``7``): every row would be dropped and every user get ``unknown`` features. ``None``
+    otherwise."""
+    if "__id_user" not in usr.columns or not len(known):
+        return None
+    ids = usr["__id_user"]
+    if not ids.notna().any() or bool(ids.isin(known).any()):
+        return None
+    first = int(np.flatnonzero(ids.notna().to_numpy())[0])
+    user_pos = int(np.flatnonzero(inter["__id_user"].notna().to_numpy())[0])
+    user_names, inter_names = names.get("users") or {}, names.get("interactions") or {}
+    fate = ("the run fails (validate.strict)" if strict
+            else f"every row is dropped and every user's features are {UNKNOWN_FEATURE!r}")
+    return (f"no id of the users file ({files.get('users') or 'users table'}) matches a user id of the "
+            f"interactions file ({files.get('interactions') or 'interactions table'}): {fate}. "
+            f"E.g. users {label('user', user_names)}={fmt_value(ids.iloc[first])} (row {_row(usr, first)}) "
+            f"against interactions {label('user', inter_names)}={fmt_value(inter['__id_user'].iloc[user_pos])} "
+            f"(row {_row(inter, user_pos)}); check that both files use the same user ids")
+
+
+__all__ = ["BAD_ID", "REQUIRED_COLUMNS", "InteractionTable", "UserTable", "as_text", "feature_values",
+           "interaction_checks", "item_checks", "known_users", "social_checks", "unmatched_social",
+           "unmatched_users", "user_checks"]

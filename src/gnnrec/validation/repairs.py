@@ -1,4 +1,5 @@
-"""Repairs of the anomalies, once every check has passed: duplicates merged, self-loops and dangling ties dropped.
+"""Repairs of the anomalies, once every check has passed: duplicates merged, self-loops and dangling ties dropped,
+duplicate and unknown users of the features file dropped, missing feature values filled.
 
 Each function takes a checked working table (with the derived columns of :mod:`gnnrec.validation.checks`)
 and returns the clean table of :class:`~gnnrec.validation.ValidationResult` plus what it repaired, as
@@ -12,7 +13,8 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
-from gnnrec.validation.checks import InteractionTable
+from gnnrec.constants import UNKNOWN_FEATURE
+from gnnrec.validation.checks import InteractionTable, UserTable
 from gnnrec.validation.gx import POS
 
 
@@ -57,6 +59,8 @@ def repair_social(soc: Optional[pd.DataFrame], users: np.ndarray) -> tuple[pd.Da
     clean = pd.DataFrame({"src": soc["__id_src"], "dst": soc["__id_dst"]})
     if "noise" in soc.columns:
         clean["noise"] = soc["noise"].str.strip().eq("1").astype(bool)
+    if "kind" in soc.columns:
+        clean["kind"] = soc["kind"].str.strip().astype("str")
     clean["row"] = soc["row"].astype("int64")
     loops = clean["src"] == clean["dst"]
     counts["social_self_loops_dropped"] = int(loops.sum())
@@ -79,4 +83,39 @@ def repair_items(itm: Optional[pd.DataFrame]) -> pd.DataFrame:
     return clean.drop_duplicates("item", keep="first").reset_index(drop=True)
 
 
-__all__ = ["empty_social", "repair_interactions", "repair_items", "repair_social"]
+def empty_users() -> pd.DataFrame:
+    """The clean users table of a source without user features."""
+    return pd.DataFrame({"user": pd.Series([], dtype="str"), "row": pd.Series([], dtype="int64")})
+
+
+def repair_users(table: Optional[UserTable], users: np.ndarray) -> tuple[pd.DataFrame, dict[str, int], dict[str, int]]:
+    """Normalised user ids and stripped feature values: duplicate users dropped (the first row of each kept),
+    then users outside ``users`` (the interactions' user ids); missing values filled with ``"unknown"``.
+
+    Returns the clean table (``user``, the features, ``row``), the repair counts and, per feature, how many
+    values of the kept rows were filled. ``table`` ``None``: the source has no user features."""
+    counts = {"user_features_duplicates_dropped": 0, "user_features_unknown_users_dropped": 0,
+              "user_features_values_filled": 0}
+    if table is None:
+        return empty_users(), counts, {}
+    usr = table.frame
+    clean = pd.DataFrame({"user": usr["__id_user"]})
+    for feature in table.features:
+        clean[feature] = usr[f"__val_{feature}"].astype("str")
+    clean["row"] = usr["row"].astype("int64")
+    dups = clean.duplicated(["user"], keep="first")
+    counts["user_features_duplicates_dropped"] = int(dups.sum())
+    clean = clean[~dups]
+    known = clean["user"].isin(users)
+    counts["user_features_unknown_users_dropped"] = int((~known).sum())
+    clean = clean[known].reset_index(drop=True)
+    filled = {}
+    for feature in table.features:
+        missing = clean[feature].isna()
+        filled[feature] = int(missing.sum())
+        clean[feature] = clean[feature].fillna(UNKNOWN_FEATURE).astype("str")
+    counts["user_features_values_filled"] = sum(filled.values())
+    return clean, counts, filled
+
+
+__all__ = ["empty_social", "empty_users", "repair_interactions", "repair_items", "repair_social", "repair_users"]
