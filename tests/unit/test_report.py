@@ -77,8 +77,16 @@ def write_json(path: Path, obj) -> None:
     path.write_text(json.dumps(obj), encoding="utf-8")
 
 
-def make_inputs(root: Path, *, social: bool = True, noise: bool = True, timings: bool = True) -> Paths:
-    """Every input of the report stage, per docs/contracts.md."""
+#: training timestamps of each user's j-th item (j = 10..15) when ``make_inputs(timestamps=True)``: newest
+#: first that is j = 12, 10, 13, 14 (13 and 14 tie: file order), 15, and 11 (no timestamp) last
+TRAIN_TIMESTAMPS = (300, None, 400, 100, 100, 50)
+
+
+def make_inputs(root: Path, *, social: bool = True, noise: bool = True, timings: bool = True,
+                timestamps: bool = False) -> Paths:
+    """Every input of the report stage, per docs/contracts.md. ``timestamps``: the training split has
+    timestamps (:data:`TRAIN_TIMESTAMPS`) and six items per user (10..15 after the user's id) instead of four
+    without."""
     paths = Paths(root)
     raw_dir = root / "rawdata"
     raw_dir.mkdir(parents=True)
@@ -144,18 +152,22 @@ def make_inputs(root: Path, *, social: bool = True, noise: bool = True, timings:
                   "name": pd.array([item_name(i) for i in range(N_ITEMS)], dtype="str")}).to_parquet(
         paths.dataset / "items.parquet", index=False)
 
-    def interactions(pairs):
+    def interactions(pairs, ts=None):
         u, i = zip(*pairs)
         return pd.DataFrame({"user_id": np.array(u, dtype="int64"), "item_id": np.array(i, dtype="int64"),
                              "weight": np.ones(len(u), dtype="float32"),
-                             "timestamp": pd.array([None] * len(u), dtype="Int64")})
+                             "timestamp": pd.array(ts or [None] * len(u), dtype="Int64")})
 
     paths.split.mkdir(parents=True, exist_ok=True)
     # Test items: user 0 → item 0 (the <script> name) and item 3; user 1 → item 5; users 4, 5 → item 9.
     # Users 2 and 3 have no test item, so the examples are users 0 and 1.
     interactions([(0, 0), (0, 3), (1, 5), (4, 9), (5, 9)]).to_parquet(paths.split / "test.parquet", index=False)
-    interactions([(u, (u + j) % N_ITEMS) for u in range(N_USERS) for j in range(10, 14)]).to_parquet(
-        paths.split / "train.parquet", index=False)
+    if timestamps:
+        interactions([(u, (u + j) % N_ITEMS) for u in range(N_USERS) for j in range(10, 16)],
+                     ts=list(TRAIN_TIMESTAMPS) * N_USERS).to_parquet(paths.split / "train.parquet", index=False)
+    else:
+        interactions([(u, (u + j) % N_ITEMS) for u in range(N_USERS) for j in range(10, 14)]).to_parquet(
+            paths.split / "train.parquet", index=False)
 
     rows = []
     for mi, m in enumerate(MODELS):
@@ -354,7 +366,7 @@ def test_markdown_metrics_table_and_escaping(markdown):
     # item names in the examples: '|' escaped, no raw tag, hits marked
     assert "Left \\| Right" in markdown and "Left | Right" not in markdown
     assert SCRIPT_NAME not in markdown
-    assert "| 1 | ✓ **\\<script\\>alert(1)\\</script\\>** | Left \\| Right | i102 |" in markdown
+    assert "| 1 | Film 10 | ✓ **\\<script\\>alert(1)\\</script\\>** | Left \\| Right | i102 |" in markdown
     assert not re.search(r"\| \n", markdown)  # no trailing blanks after a row's last pipe
     assert "![Training curves](figures/training_curves.png)" in markdown
     # every table row of the Markdown file has a consistent column count
@@ -389,30 +401,35 @@ def test_markdown_example_users_list_each_models_recommended_items(markdown):
     # user u10 holds out i100 (the <script> name) and i103 (Film 03); u11 holds out i105 (Film 05).
     # lightgcn ranks i100, i101, …; mf i101, i102, …; popularity i102, i103, … (i102 has no name: raw id)
     script = "\\<script\\>alert(1)\\</script\\>"
+    # Beside them, each user's own training items (users 0 and 1: items 10-13 and 11-14, no timestamps: file
+    # order), one a row, "—" past them.
     u10 = (
         "### User u10\n\n"
         "2 held-out test items; hits: lightgcn 2, mf 1, popularity 1.\n\n"
         f"Held out: {script} · Film 03\n\n"
-        "| # | lightgcn | mf | popularity |\n"
-        "|---:|---|---|---|\n"
-        f"| 1 | ✓ **{script}** | Left \\| Right | i102 |\n"
-        "| 2 | Left \\| Right | i102 | ✓ **Film 03** |\n"
-        "| 3 | i102 | ✓ **Film 03** | Film 04 |\n"
-        "| 4 | ✓ **Film 03** | Film 04 | Film 05 |\n"
-        "| 5 | Film 04 | Film 05 | Film 06 |\n")
+        "4 training items.\n\n"
+        "| # | Recent (own) | lightgcn | mf | popularity |\n"
+        "|---:|---|---|---|---|\n"
+        f"| 1 | Film 10 | ✓ **{script}** | Left \\| Right | i102 |\n"
+        "| 2 | Film 11 | Left \\| Right | i102 | ✓ **Film 03** |\n"
+        "| 3 | Film 12 | i102 | ✓ **Film 03** | Film 04 |\n"
+        "| 4 | Film 13 | ✓ **Film 03** | Film 04 | Film 05 |\n"
+        "| 5 | — | Film 04 | Film 05 | Film 06 |\n")
     u11 = (
         "### User u11\n\n"
         "1 held-out test item; hits: lightgcn 0, mf 1, popularity 1.\n\n"
         "Held out: Film 05\n\n"
-        "| # | lightgcn | mf | popularity |\n"
-        "|---:|---|---|---|\n"
-        f"| 1 | {script} | Left \\| Right | i102 |\n"
-        "| 2 | Left \\| Right | i102 | Film 03 |\n"
-        "| 3 | i102 | Film 03 | Film 04 |\n"
-        "| 4 | Film 03 | Film 04 | ✓ **Film 05** |\n"
-        "| 5 | Film 04 | ✓ **Film 05** | Film 06 |\n")
+        "4 training items.\n\n"
+        "| # | Recent (own) | lightgcn | mf | popularity |\n"
+        "|---:|---|---|---|---|\n"
+        f"| 1 | Film 11 | {script} | Left \\| Right | i102 |\n"
+        "| 2 | Film 12 | Left \\| Right | i102 | Film 03 |\n"
+        "| 3 | Film 13 | i102 | Film 03 | Film 04 |\n"
+        "| 4 | Film 14 | Film 03 | Film 04 | ✓ **Film 05** |\n"
+        "| 5 | — | Film 04 | ✓ **Film 05** | Film 06 |\n")
     assert u10 in markdown and u11 in markdown
     assert "Top 5 items per model for 2 users" in markdown and "### User u12" not in markdown
+    assert "the user's own training items, in the training file's order (no timestamps)." in markdown
     assert "Film 07" not in markdown  # past every model's top 5
 
 
@@ -577,6 +594,7 @@ def test_stage_writes_outputs_and_summary(tmp_path):
     assert summary["best_model"] == "mf" and summary["best_metric"] == "ndcg@20" and summary["best_value"] == 0.3589
     assert summary["models"] == list(MODELS) and summary["example_users"] == 2 and summary["notes"] == []
     assert summary["metrics_table"] == [{"model": m, **METRICS[m]} for m in MODELS]
+    assert summary["new_users_verdict"] is None  # no cold-start metrics
     assert summary["summary_markdown"].startswith("# gnnrec run summary\n")
     assert summary["summary_markdown"].endswith(MD_METRICS_TABLE)
     json.dumps(summary)

@@ -9,6 +9,7 @@ absence is stated in ``context["notes"]``.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
@@ -22,6 +23,7 @@ from gnnrec.paths import Paths
 from gnnrec.reporting import figures as figs
 from gnnrec.reporting import inputs
 from gnnrec.reporting import provenance as prov
+from gnnrec.reporting.cold_start import cold_start_section
 from gnnrec.reporting.examples import examples_section
 from gnnrec.reporting.formatting import (
     METRIC_LABELS,
@@ -43,6 +45,12 @@ REPAIR_LABELS = {
     "social_duplicates_dropped": "Duplicate social ties dropped",
     "social_unknown_users_dropped": "Social ties naming unknown users dropped",
 }
+#: top-level keys of metrics.json that are not models
+NON_MODEL_KEYS = frozenset({"cold_start"})
+#: the report's sections (id, title) in order; "new-users" is left out without cold-start metrics
+SECTIONS = (("dataset", "Dataset & validation"), ("graph", "Graph"), ("models", "Model comparison"),
+            ("new-users", "New users"), ("training", "Training"), ("examples", "Example recommendations"),
+            ("timings", "Stage timings"), ("params", "Parameters"), ("provenance", "Provenance"))
 #: the columns :func:`add_cost_columns` appends to a metrics table
 COST_COLUMNS = ("Training time", "Parameters", "Best epoch")
 _DEGREE_KEYS = ("min", "p50", "mean", "p90", "max")
@@ -64,6 +72,8 @@ def build_context(params: Params, paths: Paths) -> dict[str, Any]:
     manifest_path = paths.ingest / "manifest.json"
     manifest = inputs.optional_json(manifest_path, root, notes, "Ingest manifest")
 
+    cold_metrics = metrics.get("cold_start") if isinstance(metrics, dict) else None
+    metrics = model_metrics(metrics)
     models = _model_order(params.models, metrics)
     colors = figs.model_colors(models)
 
@@ -86,15 +96,27 @@ def build_context(params: Params, paths: Paths) -> dict[str, Any]:
     notes.extend(baseline_notes(metrics, training))
     add_cost_columns(metrics_ctx, training)
 
-    figures = _figures(params, metrics_ctx, histories, inputs.read_train_degrees(paths), colors)
+    cold_eval = (evaluation or {}).get("cold_start") if isinstance(evaluation, dict) else None
+    cold_start = None
+    if isinstance(cold_metrics, dict) and cold_metrics:
+        per_user = inputs.read_cold_start_per_user(paths, notes)
+        cold_start = cold_start_section(models, cold_metrics, cold_eval, per_user, training, seed=params.seed)
+        if cold_eval is None:
+            notes.append("New users: reports/evaluation.json has no cold_start details (standard errors from the "
+                         "per-user values where present; no latency or exact-path gap).")
+
+    figures = _figures(params, metrics_ctx, histories, inputs.read_train_degrees(paths), colors, cold_start)
     examples = examples_section(params, paths, models, notes)
     timings = timings_section(inputs.read_timings(paths, notes), notes)
     params_dict = params_to_dict(params)
     params_yaml = yaml.dump(params_dict, Dumper=_ParamsDumper, sort_keys=False, default_flow_style=False,
                             allow_unicode=True, width=100)
 
+    sections = report_sections(cold_start is not None)
     return {
         "title": "gnnrec report",
+        "sections": sections,
+        "section_num": {s["id"]: s["num"] for s in sections},
         "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "models": models,
         "k": list(params.evaluate.k),
@@ -107,6 +129,7 @@ def build_context(params: Params, paths: Paths) -> dict[str, Any]:
         "training": training,
         "figures": figures,
         "examples": examples,
+        "cold_start": cold_start,
         "timings": timings,
         "params": params_dict,
         "params_yaml": params_yaml,
@@ -123,16 +146,41 @@ _ParamsDumper.add_representer(
     list, lambda dumper, data: dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=True))
 
 
+def model_metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """The per-model entries of ``metrics.json``: every top-level key but :data:`NON_MODEL_KEYS` (the
+    ``cold_start`` block sits beside the models) and any value that is not a mapping."""
+    return {m: v for m, v in metrics.items() if m not in NON_MODEL_KEYS and isinstance(v, Mapping)}
+
+
 def _model_order(configured: Sequence[str], metrics: Mapping[str, Any]) -> list[str]:
     """The configured models, then any other model with metrics (sorted)."""
     out = list(configured)
-    out += sorted(m for m in metrics if m not in out)
+    out += sorted(m for m in model_metrics(metrics) if m not in out)
+    return out
+
+
+def _slug(text: str) -> str:
+    """GitHub's heading anchor: ``"1. Dataset & validation"`` → ``"1-dataset--validation"``."""
+    return re.sub(r"[^\w\- ]", "", text.lower()).replace(" ", "-")
+
+
+def report_sections(new_users: bool) -> list[dict[str, Any]]:
+    """The report's sections in order, numbered (``{id, label, num, anchor}``: ``anchor`` is the Markdown
+    heading's); the "New users" section only when there are cold-start metrics."""
+    out = []
+    for sid, label in SECTIONS:
+        if sid == "new-users" and not new_users:
+            continue
+        num = len(out) + 1
+        out.append({"id": sid, "label": label, "num": num, "anchor": _slug(f"{num}. {label}")})
     return out
 
 
 def _figures(params: Params, metrics_ctx: Mapping[str, Any], histories: Mapping[str, Optional[pd.DataFrame]],
-             degrees: Optional[tuple[np.ndarray, np.ndarray]], colors: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Training curves, test metrics and degree distribution, each drawn when its inputs exist."""
+             degrees: Optional[tuple[np.ndarray, np.ndarray]], colors: Mapping[str, Any],
+             cold_start: Optional[Mapping[str, Any]] = None) -> list[dict[str, Any]]:
+    """Training curves, test metrics, degree distribution and the new users' NDCG@20 against k, each drawn
+    when its inputs exist."""
     out: list[dict[str, Any]] = []
     primary = metric_label(params.train.early_stop)
     if any(h is not None and len(h) for h in histories.values()):
@@ -157,6 +205,18 @@ def _figures(params: Params, metrics_ctx: Mapping[str, Any], histories: Mapping[
             "title": "Degree distribution",
             "caption": "Number of users and items per training degree (log-log); dashed line: median.",
             "png": figs.degree_distribution(*degrees)})
+    if cold_start is not None and (cold_start["users"] or cold_start["items"]):
+        panels = [(title, table["series"]) for title, table in (("New users", cold_start["users"]),
+                                                                 ("New items", cold_start["items"])) if table]
+        cold_colors = dict(colors)
+        for i, m in enumerate(m for m in cold_start["models"] if m not in cold_colors):
+            cold_colors[m] = "#4b5563" if m == "oracle" else figs.PALETTE[(len(colors) + i) % len(figs.PALETTE)]
+        out.append({
+            "name": "cold_start", "filename": "cold_start.png", "title": "New users: NDCG@20 against k",
+            "caption": "NDCG@20 of held-out users (items) never seen in training, against the number k of their "
+                       "interactions revealed; error bars: ± one standard error; dashed: "
+                       + (", ".join(cold_start["references"]) or "none") + " (reference lines).",
+            "png": figs.cold_start_curves(panels, references=cold_start["references"], colors=cold_colors)})
     return out
 
 
@@ -349,4 +409,5 @@ def timings_section(rows: Optional[list[dict[str, Any]]], notes: list[str]) -> O
 
 
 __all__ = ["build_context", "dataset_section", "graph_section", "metrics_table", "training_section",
-           "add_cost_columns", "timings_section", "COST_COLUMNS", "REPAIR_LABELS"]
+           "add_cost_columns", "timings_section", "model_metrics", "report_sections", "COST_COLUMNS",
+           "REPAIR_LABELS", "NON_MODEL_KEYS", "SECTIONS"]

@@ -170,6 +170,54 @@ def degree_distribution(user_degrees: np.ndarray, item_degrees: np.ndarray) -> b
         return _to_png(fig)
 
 
+def cold_start_curves(panels: Sequence[tuple[str, Mapping[str, Mapping[str, Sequence]]]],
+                      references: Sequence[str] = (), colors: Optional[Mapping[str, str]] = None,
+                      metric_name: str = "NDCG@20") -> bytes:
+    """``metric_name`` against the number of revealed interactions ``k``, one line per model (PNG bytes).
+
+    ``panels`` holds ``(title, series)`` pairs, one panel each (new users, new items); ``series`` maps a
+    model to ``{"k": [...], "mean": [...], "se": [...]}`` (``se`` entries may be ``None``: no error bar).
+    The ``references`` (popularity, a retrained oracle) are drawn dashed.
+    """
+    panels = list(panels) or [("New users", {})]
+    models = list(dict.fromkeys(m for _, series in panels for m in series))
+    colors = dict(colors or model_colors(models))
+    refs = set(references)
+    with rc_context(_STYLE):
+        fig = Figure(figsize=(10 if len(panels) > 1 else 6.4, 3.8), dpi=DPI)
+        if len(panels) > 1:
+            fig.subplots_adjust(**_MARGINS_2)
+        else:
+            fig.subplots_adjust(left=0.11, right=0.975, bottom=0.14, top=0.9)
+        axes = np.atleast_1d(fig.subplots(1, len(panels)))
+        for ax, (title, series) in zip(axes, panels):
+            ks_all: set[int] = set()
+            for i, model in enumerate(models):
+                s = series.get(model)
+                if not s or not s["k"]:
+                    continue
+                ks = np.asarray(s["k"], dtype=float)
+                mean = np.asarray(s["mean"], dtype=float)
+                se = np.asarray([np.nan if v is None else v for v in s["se"]], dtype=float)
+                ks_all.update(int(k) for k in s["k"])
+                color = colors.get(model, "#4b5563" if model == "oracle" else PALETTE[i % len(PALETTE)])
+                dashed = model in refs
+                ax.errorbar(ks, mean, yerr=None if np.all(np.isnan(se)) else np.nan_to_num(se), color=color,
+                            lw=1.6 if dashed else 1.9, ls="--" if dashed else "-", marker="o", ms=4,
+                            capsize=2.5, elinewidth=0.9, label=model + (" (reference)" if dashed else ""))
+            ax.set_title(title)
+            ax.set_xlabel("k (interactions revealed per new user)" if "item" not in title.lower()
+                          else "k (interactions revealed per new item)")
+            ax.set_ylabel(metric_name)
+            ax.set_ylim(bottom=0)
+            if ks_all:
+                ax.set_xticks(sorted(ks_all))
+                ax.legend(loc="best", fontsize=8)
+            else:
+                ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes, color="#6b7280")
+        return _to_png(fig)
+
+
 def _log_subs(values: np.ndarray) -> tuple[float, ...]:
     """Tick multiples per decade: denser when the data spans few decades, so labels never collide."""
     span = math.log10(max(float(values.max()), 1.0) / max(float(values.min()), 1.0))
@@ -180,4 +228,5 @@ def _log_subs(values: np.ndarray) -> tuple[float, ...]:
     return (1.0,)
 
 
-__all__ = ["training_curves", "metrics_comparison", "degree_distribution", "model_colors", "DPI"]
+__all__ = ["training_curves", "metrics_comparison", "degree_distribution", "cold_start_curves", "model_colors",
+           "DPI"]

@@ -13,6 +13,7 @@ from typing import Any, Optional
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from gnnrec.errors import DataError
 from gnnrec.io import read_json
@@ -122,6 +123,44 @@ def read_recommendations(paths: Paths, users: list[str], top_n: int) -> pd.DataF
     return recs[recs["rank"] <= top_n]
 
 
+def read_user_history(paths: Paths, user_ids: list[int]) -> Optional[pd.DataFrame]:
+    """The training interactions (``user_id, item_id`` and ``timestamp`` when the split has one) of the
+    given canonical user ids, in file order (a pyarrow filter: the file is not read whole); ``None`` without
+    a training split."""
+    path = paths.split / "train.parquet"
+    if not path.is_file():
+        return None
+    names = pq.ParquetFile(path).schema_arrow.names
+    columns = ["user_id", "item_id"] + (["timestamp"] if "timestamp" in names else [])
+    return pd.read_parquet(path, columns=columns, filters=[("user_id", "in", [int(u) for u in user_ids])])
+
+
+COLD_START_COLUMNS = ["model", "kind", "k", "id", "ndcg@20"]
+
+
+def cold_start_per_user_path(paths: Paths) -> Path:
+    """``artifacts/cold_start_per_user.parquet`` (the evaluate stage's per-user cold-start values)."""
+    path = getattr(paths, "cold_start_per_user", None)
+    return Path(path) if path is not None else Path(paths.root) / "artifacts" / "cold_start_per_user.parquet"
+
+
+def read_cold_start_per_user(paths: Paths, notes: list[str]) -> Optional[pd.DataFrame]:
+    """The per-user cold-start table (``model, kind, k, id, ndcg@20``), ``None`` and a note when it is
+    missing or lacks a column (the paired tests are then left out)."""
+    root = Path(paths.root)
+    path = cold_start_per_user_path(paths)
+    what = "New users (paired tests)"
+    if not path.is_file():
+        notes.append(f"{what}: {rel(path, root)} not found; paired tests left out.")
+        return None
+    names = pq.ParquetFile(path).schema_arrow.names
+    missing = [c for c in COLD_START_COLUMNS if c not in names]
+    if missing:
+        notes.append(f"{what}: {rel(path, root)} lacks column(s) {', '.join(missing)}; paired tests left out.")
+        return None
+    return pd.read_parquet(path, columns=COLD_START_COLUMNS)
+
+
 def read_timings(paths: Paths, notes: list[str]) -> Optional[list[dict[str, Any]]]:
     """``{stage, seconds, started}`` of every ``reports/timings/*.json`` except the report stage's own
     (it is written after the report, so it would be the previous run's), in file-name order; ``None``
@@ -150,4 +189,5 @@ def read_timings(paths: Paths, notes: list[str]) -> Optional[list[dict[str, Any]
 __all__ = [
     "ExampleTables", "rel", "require_json", "optional_json", "optional_parquet", "read_train_summary",
     "read_history", "read_train_degrees", "read_example_tables", "read_recommendations", "read_timings",
+    "read_user_history", "cold_start_per_user_path", "read_cold_start_per_user", "COLD_START_COLUMNS",
 ]

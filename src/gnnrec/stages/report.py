@@ -4,8 +4,9 @@
 Reads (paths from :class:`gnnrec.paths.Paths`): ``reports/{validation,graph,metrics,evaluation}.json``,
 ``reports/train/<model>.json``, ``reports/curves/<model>.csv``, ``artifacts/recommendations.parquet``,
 ``artifacts/dataset/{users,items}.parquet``, ``artifacts/split/{train,test}.parquet``,
-``artifacts/ingest/manifest.json`` and whatever ``reports/timings/*.json`` exist. Only the validation,
-graph and metrics reports are required.
+``artifacts/cold_start_per_user.parquet``, ``artifacts/ingest/manifest.json`` and whatever
+``reports/timings/*.json`` exist. Only the validation, graph and metrics reports are required; the "New
+users" section is drawn only when ``metrics.json`` has a ``cold_start`` key (never a model).
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
 
     The summary carries ``summary_markdown`` (dataset line, best model, metrics table) and
     ``metrics_table`` (one dict per model: ``model`` plus each ``metric@K``), which the orchestration
-    layer publishes as Prefect markdown and table artifacts.
+    layer publishes as Prefect markdown and table artifacts, and ``new_users_verdict`` (the "New users"
+    section's sentences; ``None`` without cold-start metrics).
     """
     context = build_context(params, paths)
     written = write_report(context, paths)
@@ -40,4 +42,5 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
         "notes": list(context["notes"]),
         "summary_markdown": render_summary_markdown(context),
         "metrics_table": metrics_table_rows(context),
+        "new_users_verdict": list(context["cold_start"]["verdict"]) if context["cold_start"] else None,
     }
