@@ -63,6 +63,11 @@ class Paths:
     def eval_details(self) -> Path:
         return self.root / "reports" / "evaluation.json"
 
+    @property
+    def cold_start_per_user(self) -> Path:
+        """Per new user (item), model and ``k``: the cold-start metrics behind the report's paired tests."""
+        return self.root / "artifacts" / "cold_start_per_user.parquet"
+
     def timing(self, stage: str) -> Path:
         return self.root / "reports" / "timings" / f"{stage}.json"
 

@@ -24,7 +24,7 @@ MODELS = ("lightgcn", "mf", "popularity")
 
 def test_repro_writes_metrics_and_report(tiny_project):
     metrics = json.loads(tiny_project.read("reports/metrics.json"))
-    assert sorted(metrics) == sorted(MODELS)
+    assert sorted(metrics) == sorted([*MODELS, "cold_start"])
     for model in MODELS:
         assert sorted(metrics[model]) == sorted(f"{m}@{k}" for m in METRIC_NAMES for k in (5, 10))
         assert all(0.0 <= v <= 1.0 for v in metrics[model].values())
@@ -37,6 +37,36 @@ def test_repro_writes_metrics_and_report(tiny_project):
     for model in ("lightgcn", "mf"):
         curve = tiny_project.read(f"reports/curves/{model}.csv").splitlines()
         assert curve[0] == "epoch,loss,val_score,seconds" and len(curve) >= 2
+
+
+def test_new_users_are_held_out_of_everything_fitted_and_scored_per_k(tiny_project):
+    """No held-out user's interaction, revealed or target, reaches train/val/test, the graph (edges and
+    ties) or a fitted statistic (popularity counts); every model is scored on them per k."""
+    import numpy as np
+    import pandas as pd
+
+    root = tiny_project.root
+    cold = pd.read_parquet(root / "artifacts/split/cold_users.parquet")
+    cold_inter = pd.read_parquet(root / "artifacts/split/cold_user_interactions.parquet")
+    cold_items = pd.read_parquet(root / "artifacts/split/cold_items.parquet")["item_id"]
+    assert len(cold) > 0 and set(cold["role"]) == {"test", "val"}
+    users = set(cold["user_id"])
+    for part in ("train", "val", "test"):
+        df = pd.read_parquet(root / f"artifacts/split/{part}.parquet")
+        assert not users & set(df["user_id"]), part
+        assert not set(cold_items) & set(df["item_id"]), part
+    graph = np.load(root / "artifacts/graph/graph.npz")
+    assert not users & set(graph["train_user"].tolist())
+    assert not users & set(graph["social_src"].tolist()) | set(graph["social_dst"].tolist())
+    ckpt = torch.load(root / "artifacts/models/popularity.pt", weights_only=True)
+    counts = ckpt["state_dict"]["counts"]
+    train = pd.read_parquet(root / "artifacts/split/train.parquet")
+    assert counts.tolist() == np.bincount(train["item_id"], minlength=len(counts)).tolist()
+    assert len(cold_inter) and set(cold_inter["user_id"]) <= users
+    metrics = json.loads(tiny_project.read("reports/metrics.json"))["cold_start"]["users"]
+    assert sorted(metrics) == sorted(MODELS)
+    assert all(sorted(metrics[m]) == ["k=0", "k=1", "k=3", "k=5"] for m in MODELS)
+    assert "New users" in tiny_project.read("reports/report.md")
 
 
 def test_report_summary_and_metrics_are_published_as_prefect_artifacts(tiny_project):

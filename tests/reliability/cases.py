@@ -37,7 +37,8 @@ ARTISTS = "id\tname\turl\tpictureURL\n" + "".join(f"{i}\tArtist \"{i}\"\thttp://
                                                   for i in range(1, 6))
 SYN_INTER = "user_id,item_id,rating,timestamp\n" + "".join(
     f"{u},{i},{(u + i) % 5 + 1},{1_546_300_800 + u * 100 + i}\n" for u, i in PAIRS)
-SYN_SOCIAL = "src,dst,noise\n1,2,0\n2,3,1\n4,5,0\n"
+SYN_SOCIAL = "src,dst,noise,kind\n1,2,0,genuine\n2,3,1,random\n4,5,0,genuine\n"
+SYN_USERS = "user_id,age_band,region,occupation\n" + "".join(f"{u},18-24,north,writer\n" for u in range(1, 7))
 SYN_ITEMS = "item_id,name\n" + "".join(f"{i},Item {i}\n" for i in range(1, 6))
 BINARY = bytes(range(256)) * 8                            # NUL bytes and every other byte value
 HIGH_BYTES = bytes(range(0x80, 0x100)) * 8                # no NUL, but not UTF-8 either
@@ -371,7 +372,8 @@ CASES: list[Case] = [
          source="lastfm-hetrec", needles=("user_friends.dat", "no data rows")),
     # ------------------------------------------------------------------------------ synthetic
     Case("synthetic", "valid files", "accept",
-         {"interactions.csv": SYN_INTER, "social.csv": SYN_SOCIAL, "items.csv": SYN_ITEMS}, source="synthetic",
+         {"interactions.csv": SYN_INTER, "social.csv": SYN_SOCIAL, "items.csv": SYN_ITEMS, "users.csv": SYN_USERS},
+         source="synthetic",
          check=stats(users=6, social_ties=3)),
     Case("synthetic", "data.path does not exist", "reject", {}, source="synthetic",
          params={"data": {"path": "/nonexistent/gnnrec-data"}},
@@ -381,7 +383,8 @@ CASES: list[Case] = [
     Case("synthetic", "data.path holds the MovieLens files", "reject", {"u.data": UDATA, "u.item": UITEM},
          source="synthetic", needles=("interactions.csv", "missing", "synthetic interactions")),
     Case("synthetic", "noise flag not 0/1", "reject",
-         {"interactions.csv": SYN_INTER, "social.csv": SYN_SOCIAL.replace("2,3,1", "2,3,yes"), "items.csv": SYN_ITEMS},
+         {"interactions.csv": SYN_INTER, "social.csv": SYN_SOCIAL.replace("2,3,1", "2,3,yes"), "items.csv": SYN_ITEMS,
+          "users.csv": SYN_USERS},
          source="synthetic", stage="validate", needles=("social.csv", "column 'noise'", "row 3: noise='yes'")),
     # ------------------------------------------------------------------------------ parquet
     Case("parquet", "valid file (string and integer ids)", "accept",

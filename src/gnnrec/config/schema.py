@@ -185,12 +185,33 @@ class ValidateConfig(Section):
     max_examples: PositiveInt = 5
 
 
+class ColdStartSplit(Section):
+    """Users and items held out of training, validation and the graph, to measure new users and items
+    (:mod:`gnnrec.split`, ``docs/protocol.md``). Shares are of the *eligible* users (items): those with more
+    than ``max(k) + 1`` interactions; 0 turns a holdout off."""
+
+    user_share: Unit = 0.1          # held-out test users: the cold-start table's figures
+    val_share: Unit = 0.05          # held-out validation users: the only data that picks cold-start settings
+    item_share: Unit = 0.02         # held-out items, revealed by k of the users who touched them
+    k: Annotated[tuple[Annotated[StrictInt, Field(ge=0)], ...], Field(min_length=1)] = (0, 1, 3, 5)
+
+    @model_validator(mode="after")
+    def _check(self) -> "ColdStartSplit":
+        if len(set(self.k)) != len(self.k):
+            raise ParamsError("k", "distinct integers >= 0", list(self.k))
+        if self.user_share + self.val_share >= 1:
+            raise ParamsError("val_share", f"user_share + val_share < 1 (user_share = {self.user_share})",
+                              self.val_share)
+        return self
+
+
 class SplitConfig(Section):
     method: SplitMethod = "random"
     ratios: tuple[Number, ...] = (0.8, 0.1, 0.1)
     min_user_interactions: PositiveInt = 3
     #: seeds the split alone; null: the top-level ``seed`` (so several training seeds can share a split)
     seed: Optional[Annotated[StrictInt, Field(ge=0, lt=2**63)]] = None
+    cold_start: ColdStartSplit = ColdStartSplit()
 
     @model_validator(mode="after")
     def _check_ratios(self) -> "SplitConfig":
@@ -276,9 +297,18 @@ class NoParams(ModelParams):
 
 
 # --------------------------------------------------------------------------------- evaluate, report
+class ColdStartEvaluate(Section):
+    """How the evaluate stage scores the held-out users and items (``split.cold_start``)."""
+
+    exact: StrictBool = True          # also the exact path (whole-graph models): the gap to the served path
+    oracle: StrictBool = False        # LightGCN retrained with the revealed items (its own stage, slow)
+    latency_users: Annotated[StrictInt, Field(ge=0)] = 100   # new users answered one at a time, for the latency
+
+
 class EvaluateConfig(Section):
     k: PositiveInts = (10, 20)
     chunk_size: PositiveInt = 1024
+    cold_start: ColdStartEvaluate = ColdStartEvaluate()
 
     @model_validator(mode="after")
     def _check_distinct(self) -> "EvaluateConfig":
@@ -300,7 +330,8 @@ def _plain(value: Any) -> Any:
     return value
 
 
-__all__ = ["DataConfig", "EvaluateConfig", "Fanouts", "GraphConfig", "InteractionColumns", "ItemColumns",
+__all__ = ["ColdStartEvaluate", "ColdStartSplit", "DataConfig", "EvaluateConfig",
+            "Fanouts", "GraphConfig", "InteractionColumns", "ItemColumns",
            "LayerCombination", "ModelParams", "NoParams", "Number", "OpenUnit", "PositiveInt", "PositiveNumber",
            "ReportConfig",
            "SageAggregator", "Section", "SocialColumns", "SocialGraphConfig", "SplitConfig", "SyntheticConfig",

@@ -11,9 +11,14 @@ What the training loop, the evaluator and the stages call on a model — and not
   (the layer-0 rows the L2 penalty applies to), :meth:`prepare` (graph inputs beyond the adjacency),
   :meth:`negative_sampler` (a model may adapt the loop's negatives), :meth:`fit` (training-free models),
   :meth:`score_users` (direct scoring of a chunk of users);
-- declared now, implemented by later models: :meth:`infer_users` / :meth:`infer_items` (new users and
-  items from their few interactions, without a gradient step) and :meth:`subgraph_forward` (a training
-  step on a batch sub-graph). Their defaults raise :class:`NotSupportedError` naming the model.
+- new users and items without retraining (no gradient step on the trained weights; the cold-start
+  protocol of :mod:`gnnrec.split` and :mod:`gnnrec.cold_start`): :meth:`serving_state` (what the served
+  path needs, computed once after loading), :meth:`infer_users` (the served path: new users' embeddings
+  from their known items and friends), :meth:`infer_items`, :meth:`exact_users` (whole-graph and sampled
+  models: the new users join the graph and the model's own propagation embeds them) and
+  ``cold_start_settings`` (the inference settings validation users choose from);
+- declared now, implemented by later models: :meth:`subgraph_forward` (a training step on a batch
+  sub-graph). Defaults that a model does not support raise :class:`NotSupportedError` naming the model.
 
 A checkpoint is ``{"model": name, "kwargs": constructor kwargs, "state_dict": ...}`` (plain tensors and
 numbers, loadable with ``torch.load(..., weights_only=True)``); :meth:`prepare` derives non-persistent
@@ -47,6 +52,21 @@ def gather_rows(x: Tensor, index: Tensor) -> Tensor:
     return torch.index_select(x, 0, index.reshape(-1)).reshape(*index.shape, *x.shape[1:])
 
 
+def mean_rows(table: Tensor, lists: "list[Tensor] | tuple[Tensor, ...]", weights: Optional[Tensor] = None) -> Tensor:
+    """``[m, d]``: per list of row ids, the (``weights``-weighted) mean of the rows of ``table`` it names;
+    zeros for an empty list (the one-hop fold-in of new users and items)."""
+    device = table.device
+    sizes = torch.tensor([int(x.numel()) for x in lists], dtype=torch.long, device=device)
+    owner = torch.repeat_interleave(torch.arange(len(lists), device=device), sizes)
+    ids = (torch.cat([x.reshape(-1).to(device=device, dtype=torch.long) for x in lists])
+           if len(lists) else torch.zeros(0, dtype=torch.long, device=device))
+    w = torch.ones(ids.shape[0], device=device, dtype=table.dtype) if weights is None else weights[ids]
+    out = torch.zeros(len(lists), table.shape[1], device=device, dtype=table.dtype)
+    out.index_add_(0, owner, table.index_select(0, ids) * w[:, None])
+    total = torch.zeros(len(lists), device=device, dtype=table.dtype).index_add_(0, owner, w)
+    return out / total.clamp_min(1e-12)[:, None]
+
+
 class GraphInputError(GnnrecError, ValueError):
     """A model cannot run on this graph (e.g. the social model on a dataset without social ties)."""
 
@@ -63,6 +83,11 @@ class Recommender(nn.Module, metaclass=ABCMeta):
     graph_model: ClassVar[bool] = True
     #: trained by the BPR / softmax loop; False: fitted once by :meth:`fit`
     trainable: ClassVar[bool] = True
+    #: keyword settings of :meth:`infer_users` with the candidates that validation users choose among
+    #: (the first is the default)
+    cold_start_settings: ClassVar[dict[str, tuple]] = {}
+    #: scores differ between users (False for the popularity baseline: no similar-users blend applies)
+    personalised: ClassVar[bool] = True
 
     def __init__(self, n_users: int, n_items: int) -> None:
         super().__init__()
@@ -123,17 +148,46 @@ class Recommender(nn.Module, metaclass=ABCMeta):
         user_emb, item_emb = self.embed(adj)
         return user_emb[users] @ item_emb.t()
 
+    @torch.no_grad()
+    def serving_state(self, adj: Optional[Tensor]) -> dict[str, Any]:
+        """What :meth:`infer_users` and :meth:`infer_items` need, computed once from the trained model:
+        at least ``user`` ``[n_users, d]`` and ``item`` ``[n_items, d]``, the ranking embeddings (scores of
+        a new user are ``infer_users(...) @ state["item"].T``). Default: :meth:`embed`."""
+        user_emb, item_emb = self.embed(adj)
+        return {"user": user_emb, "item": item_emb}
+
     def infer_users(self, items: list[Tensor], features: Optional[Tensor] = None,
-                    friends: Optional[list[Tensor]] = None) -> Tensor:
-        """Embeddings ``[len(items), d]`` of new users from their known items (one id tensor per user),
-        side features and ties, with the trained weights and no gradient step."""
+                    friends: Optional[list[Tensor]] = None, *, state: Optional[dict[str, Any]] = None,
+                    **settings: Any) -> Tensor:
+        """The served path: embeddings ``[len(items), d]`` of new users from their known items (one id
+        tensor per user, possibly empty: the row is then zeros unless friends say more) and friends (ids
+        of known users), with the trained weights and no gradient step. ``state`` is
+        :meth:`serving_state`'s; ``settings`` are keys of ``cold_start_settings``. Side ``features`` are
+        accepted for models that learn feature embeddings; the mean-of-similar fallback over features is
+        :mod:`gnnrec.cold_start`'s and applies to every model."""
         raise self.unsupported("infer_users (new users without retraining)")
 
-    def infer_items(self, users: list[Tensor], features: Optional[Tensor] = None) -> Tensor:
-        """Embeddings ``[len(users), d]`` of new items from the users known to have touched them."""
-        raise self.unsupported("infer_items (new items without retraining)")
+    def infer_items(self, users: list[Tensor], features: Optional[Tensor] = None, *,
+                    state: Optional[dict[str, Any]] = None) -> Tensor:
+        """Embeddings ``[len(users), d]`` of new items from the known users who touched them (one id tensor
+        per item). Default: the mean of those users' ranking embeddings (``state["user"]``)."""
+        state = self.require_state(state)
+        return mean_rows(state["user"], users)
+
+    def exact_users(self, graph: dict[str, Any], items: list[Tensor],
+                    friends: Optional[list[Tensor]] = None) -> Tensor:
+        """The exact path: the new users join ``graph`` (``graph.npz``'s dict) with their edges (and ties),
+        degree normalisation updated, a zero layer-0 row each, and the model's trained propagation over
+        the whole new graph embeds them: ``[len(items), d]``. Users given together join together."""
+        raise self.unsupported("exact_users (the exact cold-start path)")
 
     # ---------------------------------------------------------------------------------- helpers
+    def require_state(self, state: Optional[dict[str, Any]]) -> dict[str, Any]:
+        if state is None:
+            raise ValueError(f"{type(self).__name__}: pass state=model.serving_state(adj) (computed once per "
+                             "loaded model)")
+        return state
+
     def unsupported(self, what: str) -> NotSupportedError:
         return NotSupportedError(f"{what} is not supported by model {type(self).__name__}")
 

@@ -141,6 +141,22 @@ class EmbeddingRecommender(Recommender):
         rows = self.embedding.weight[torch.cat([users, items + self.n_users])]
         return rows[: users.shape[0]], rows[users.shape[0]:]
 
+    @torch.no_grad()
+    def infer_users(self, items: list[Tensor], features: Optional[Tensor] = None,
+                    friends: Optional[list[Tensor]] = None, *, state: Optional[dict[str, Any]] = None,
+                    **settings: Any) -> Tensor:
+        """The served path of the whole-graph models: the one-hop fold-in, the mean of the known items'
+        trained ranking embeddings (an empty list gives zeros)."""
+        from gnnrec.models.inductive import mean_rows
+
+        return mean_rows(self.require_state(state)["item"], items)
+
+    def exact_users(self, graph: dict[str, Any], items: list[Tensor],
+                    friends: Optional[list[Tensor]] = None) -> Tensor:
+        from gnnrec.models.inductive import exact_by_augmentation
+
+        return exact_by_augmentation(self, graph, items, friends)
+
 
 class WholeGraphRecommender(EmbeddingRecommender):
     """A model that propagates over the whole normalised adjacency (``propagate(adj) -> [N, d_out]``)."""
@@ -279,6 +295,48 @@ class SampledRecommender(EmbeddingRecommender):
     def all_embeddings(self, adj: Optional[Tensor]) -> Tensor:
         self._require_prepared()
         return self.combine(self.inference())
+
+    @torch.no_grad()
+    def serving_state(self, adj: Optional[Tensor]) -> dict[str, Any]:
+        """Ranking embeddings plus every node's layer outputs (``layers``), which the learned aggregators
+        of :meth:`infer_users` read for the new users' neighbours."""
+        self._require_prepared()
+        layers = self.inference()
+        out = self.combine(layers)
+        return {"user": out[: self.n_users], "item": out[self.n_users:], "layers": layers}
+
+    @torch.no_grad()
+    def infer_users(self, items: list[Tensor], features: Optional[Tensor] = None,
+                    friends: Optional[list[Tensor]] = None, *, state: Optional[dict[str, Any]] = None,
+                    **settings: Any) -> Tensor:
+        """The inductive path: a new user's layer-0 state is zero (it has no trained embedding); each layer
+        applies the model's learned aggregator (:meth:`new_node_layer`) to the new user's neighbourhood
+        — its known items' trained layer outputs — and the layers are combined as in training."""
+        layers = self.require_state(state)["layers"]
+        hood = self.new_node_neighbourhood(items)
+        h = layers[0].new_zeros(len(items), layers[0].shape[1])
+        outs = [h]
+        for k in range(self.num_layers):
+            h = self.finish_layer(k, self.new_node_layer(k, h, layers[k], hood), h)
+            outs.append(h)
+        return self.combine(outs)
+
+    def new_node_neighbourhood(self, items: list[Tensor]) -> dict[str, Tensor]:
+        """New users' neighbours as bipartite node ids: ``nbr [m, f]``, ``mask [m, f]`` (their items)."""
+        from gnnrec.models.inductive import pad_lists
+
+        ids, mask = pad_lists(items, self.embedding.weight.device)
+        return {"nbr": ids + self.n_users, "mask": mask}
+
+    def new_node_layer(self, k: int, h: Tensor, x: Tensor, hood: dict[str, Tensor]) -> Tensor:
+        """Layer ``k`` for new nodes with states ``h [m, d]`` over neighbours with states ``x[hood["nbr"]]``."""
+        raise self.unsupported("new_node_layer (inductive inference)")
+
+    def exact_users(self, graph: dict[str, Any], items: list[Tensor],
+                    friends: Optional[list[Tensor]] = None) -> Tensor:
+        from gnnrec.models.inductive import exact_by_augmentation
+
+        return exact_by_augmentation(self, graph, items)
 
     def inference_generator(self) -> torch.Generator:
         g = torch.Generator(device=self.embedding.weight.device)

@@ -109,6 +109,14 @@ class GAT(SampledRecommender):
     def block_layer(self, k: int, x: Tensor, block: Block) -> Tensor:
         return self._attend(k, x, block.n_dst, block.edge_index())
 
+    def new_node_layer(self, k: int, h: Tensor, x: Tensor, hood: dict[str, Tensor]) -> Tensor:
+        """Attention of each new node over its known items and itself (the trained layer ``k``)."""
+        m = h.shape[0]
+        owner, slot = torch.nonzero(hood["mask"], as_tuple=True)
+        x_src = torch.cat([h, x[hood["nbr"][owner, slot]]])                   # new nodes first, then neighbours
+        edge_index = torch.stack([torch.arange(owner.shape[0], device=h.device) + m, owner])
+        return self._attend(k, x_src, m, edge_index)
+
     def inference(self) -> list[Tensor]:
         n = self.n_users + self.n_items
         deg = self.csr_indptr.diff()

@@ -163,6 +163,11 @@ class GraphSAGE(SampledRecommender):
     def block_layer(self, k: int, x: Tensor, block: Block) -> Tensor:
         return self.convs[k](x, block)
 
+    def new_node_layer(self, k: int, h: Tensor, x: Tensor, hood: dict[str, Tensor]) -> Tensor:
+        """``W [h ‖ AGG(known items)]``: the layer's learned aggregator over every known item."""
+        layer = self.convs[k]
+        return layer.combine(h, layer.aggregate(gather_rows(x, hood["nbr"]), hood["mask"]))
+
     def _full_aggregate(self, layer: SAGELayer, x: Tensor, fanout: int, generator: torch.Generator,
                         chunk: int = 4096) -> Tensor:
         """``AGG`` over each node's neighbours, for every node, ``chunk`` nodes at a time."""

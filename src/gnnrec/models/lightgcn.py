@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, Optional
 
 import torch
 from pydantic import Field, StrictInt
@@ -142,6 +142,59 @@ class LightGCN(Recommender):
         """Layer-0 embeddings ``([len(users), d], [len(items), d])`` for the L2 penalty."""
         rows = self.embedding.weight.index_select(0, torch.cat([users, items + self.n_users]))  # backward: index_add
         return rows[: users.shape[0]], rows[users.shape[0]:]
+
+    # ------------------------------------------------------------------------------ new users
+    #: ``fold_in``: ``mean`` of the known items' final embeddings (one hop), or ``propagate``: the user's own
+    #: LightGCN layers computed from the items' trained layers (the exact path without the new user's
+    #: feedback into the items)
+    cold_start_settings = {"fold_in": ("mean", "propagate")}
+
+    @torch.no_grad()
+    def serving_state(self, adj: Tensor) -> dict[str, Any]:
+        """Ranking embeddings, every item's layers ``item_layers`` ``[K, n_items, d]`` (layers 0..K-1) and
+        item degrees ``item_degree`` (for ``fold_in="propagate"``)."""
+        x = self.embedding.weight
+        layers = [x]
+        for _ in range(self.num_layers):
+            x = symmetric_spmm(adj, x)
+            layers.append(x)
+        out = torch.stack(layers).mean(0)
+        item_layers = torch.stack([layer[self.n_users:] for layer in layers[: self.num_layers]]) \
+            if self.num_layers else x.new_zeros(0, self.n_items, x.shape[1])
+        degree = adj.crow_indices().diff()[self.n_users:].to(x.dtype)
+        return {"user": out[: self.n_users], "item": out[self.n_users:], "item_layers": item_layers,
+                "item_degree": degree}
+
+    @torch.no_grad()
+    def infer_users(self, items: list[Tensor], features: Optional[Tensor] = None,
+                    friends: Optional[list[Tensor]] = None, *, state: Optional[dict[str, Any]] = None,
+                    fold_in: str = "mean", **settings: Any) -> Tensor:
+        r"""The served path. ``mean``: the mean of the known items' final embeddings. ``propagate``: the
+        new user's layers by LightGCN's rule with its ``k`` edges, :math:`\mathbf{e}_u^{(l+1)} = \sum_{i}
+        (k (d_i + 1))^{-1/2} \mathbf{e}_i^{(l)}` over the items' trained layers (:math:`\mathbf{e}_u^{(0)} =
+        0`), averaged over the ``K + 1`` layers — the exact path but for the new edge's echo through the
+        items (which :meth:`exact_users` includes)."""
+        from gnnrec.models.inductive import flat_lists, mean_rows
+
+        state = self.require_state(state)
+        if fold_in == "mean":
+            return mean_rows(state["item"], items)
+        if fold_in != "propagate":
+            raise ValueError(f"fold_in must be 'mean' or 'propagate', got {fold_in!r}")
+        layers, degree = state["item_layers"], state["item_degree"]
+        owner, ids = flat_lists(items, layers.device if layers.numel() else degree.device)
+        k = torch.bincount(owner, minlength=len(items)).to(degree.dtype)
+        coef = (k[owner] * (degree[ids] + 1)).rsqrt()                         # [E]
+        out = degree.new_zeros(len(items), self.embedding_dim)
+        for layer in layers:                                                  # e_u^(l+1) from e_i^(l)
+            out.index_add_(0, owner, layer.index_select(0, ids) * coef[:, None])
+        return out / (self.num_layers + 1)
+
+    def exact_users(self, graph: dict[str, Any], items: list[Tensor],
+                    friends: Optional[list[Tensor]] = None) -> Tensor:
+        from gnnrec.models.inductive import exact_by_augmentation
+
+        return exact_by_augmentation(self, graph, items)
 
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}({self.n_users}, {self.n_items}, "

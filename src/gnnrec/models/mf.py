@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
+import torch
 from torch import Tensor, nn
 
 from gnnrec.config.schema import ModelParams, PositiveInt
@@ -55,6 +56,25 @@ class MF(Recommender):
 
     def ego_embeddings(self, users: Tensor, items: Tensor) -> tuple[Tensor, Tensor]:
         return self.user_embedding(users), self.item_embedding(items)
+
+    #: the ridge penalty of the fold-in (candidates for the validation users)
+    cold_start_settings = {"ridge": (1.0, 0.1, 0.01, 10.0)}
+
+    @torch.no_grad()
+    def infer_users(self, items: list[Tensor], features: Optional[Tensor] = None,
+                    friends: Optional[list[Tensor]] = None, *, state: Optional[dict[str, Any]] = None,
+                    ridge: float = 1.0, **settings: Any) -> Tensor:
+        r"""The usual fold-in: the user row that best predicts a 1 for each known item,
+        :math:`\mathbf{p} = (\mathbf{Q}^\top\mathbf{Q} + \lambda\mathbf{I})^{-1}\mathbf{Q}^\top\mathbf{1}` with
+        :math:`\mathbf{Q}` the known items' trained rows and :math:`\lambda` = ``ridge`` (zeros without items)."""
+        from gnnrec.models.inductive import pad_lists
+
+        q_all = self.require_state(state)["item"]
+        ids, mask = pad_lists(items, q_all.device)
+        q = q_all[ids] * mask[..., None].to(q_all.dtype)                       # [m, f, d]
+        gram = q.transpose(1, 2) @ q                                           # [m, d, d]
+        gram += float(ridge) * torch.eye(q.shape[2], device=q.device, dtype=q.dtype)
+        return torch.linalg.solve(gram, q.sum(1))                              # [m, d]
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}({self.n_users}, {self.n_items}, embedding_dim={self.embedding_dim})"

@@ -146,6 +146,31 @@ class PinSage(SampledRecommender):
             layers.append(x)
         return layers
 
+    def new_node_neighbourhood(self, items: list[Tensor]) -> dict[str, Tensor]:
+        """A new user's random-walk neighbourhood: ``num_walks`` walks whose first step goes to one of its
+        known items (uniformly), then ``walk_length - 1`` steps on the trained graph (fixed seed); its
+        ``top_k`` most visited nodes, with their visit counts as importance weights."""
+        from gnnrec.models.inductive import pad_lists
+        from gnnrec.sampling.random_walk import random_walks, top_visited
+
+        device = self.embedding.weight.device
+        generator = self.inference_generator()
+        ids, mask = pad_lists(items, device)
+        m, width = ids.shape
+        count = mask.sum(1)                                                   # [m]
+        owners = torch.arange(m, device=device).repeat_interleave(self.num_walks)
+        pick = (torch.rand(owners.shape[0], generator=generator, device=device) * count[owners].clamp_min(1)).long()
+        first = ids[owners, pick.clamp_max(width - 1)] + self.n_users        # [m * W] the first step
+        walks = random_walks(self.csr_indptr, self.csr_indices, first, self.walk_length - 1, generator)
+        walks = walks.masked_fill((count[owners] == 0)[:, None], -1)
+        walks = torch.cat([walks.new_full((walks.shape[0], 1), -1), walks], dim=1)   # column 0: not counted
+        nbr, counts, hood_mask = top_visited(walks, owners, m, self.top_k)
+        return {"nbr": nbr, "mask": hood_mask, "weight": counts}
+
+    def new_node_layer(self, k: int, h: Tensor, x: Tensor, hood: dict[str, Tensor]) -> Tensor:
+        """Importance pooling (the trained layer ``k``) over the new node's random-walk neighbourhood."""
+        return self.convs[k](h, gather_rows(x, hood["nbr"]), hood["mask"], hood["weight"])
+
     def negative_sampler(self, base: Any) -> Any:
         """The loop's negative sampler with hard negatives mixed in by the curriculum."""
         from gnnrec.sampling.negatives import HardNegativeSampler

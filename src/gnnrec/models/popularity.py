@@ -26,6 +26,7 @@ class Popularity(Recommender):
     description = "most-popular items"
     graph_model = False
     trainable = False
+    personalised = False
 
     def __init__(self, n_users: int, n_items: int) -> None:
         super().__init__(n_users, n_items)
@@ -49,6 +50,13 @@ class Popularity(Recommender):
 
     def forward(self, adj: Optional[Tensor], users: Tensor, pos: Tensor, neg: Tensor) -> tuple[Tensor, Tensor]:
         return self.counts[pos], self.counts[neg]
+
+    @torch.no_grad()
+    def infer_users(self, items: list[Tensor], features: Optional[Tensor] = None,
+                    friends: Optional[list[Tensor]] = None, *, state: Optional[dict[str, Any]] = None,
+                    **settings: Any) -> Tensor:
+        """Every new user gets the most popular items: ones ``[m, 1]`` (the fallback when nothing is known)."""
+        return torch.ones(len(items), 1, device=self.counts.device, dtype=self.counts.dtype)
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}({self.n_users}, {self.n_items})"

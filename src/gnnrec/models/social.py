@@ -4,7 +4,7 @@ Liao et al. 2022, and DiffNet++, Wu et al. 2020)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Optional
 
 import torch
 from pydantic import Field, StrictBool, StrictInt
@@ -126,6 +126,42 @@ class SocialGNN(WholeGraphRecommender):
             x = torch.cat([y[: self.n_users] + social, y[self.n_users:]])
             out = out + x
         return out / (self.num_layers + 1)
+
+    # ------------------------------------------------------------------------------ new users
+    #: weight of the friends' mean against the items' mean (``None``: the trained ``social_weight``)
+    cold_start_settings = {"friend_weight": (None, 0.25, 1.0, 2.0)}
+
+    @torch.no_grad()
+    def serving_state(self, adj: Tensor) -> dict[str, Any]:
+        state = super().serving_state(adj)
+        state["ego"] = self.embedding.weight
+        return state
+
+    @torch.no_grad()
+    def infer_users(self, items: list[Tensor], features: Optional[Tensor] = None,
+                    friends: Optional[list[Tensor]] = None, *, state: Optional[dict[str, Any]] = None,
+                    friend_weight: Optional[float] = None, **settings: Any) -> Tensor:
+        r"""The served path: the mean of the known items' final embeddings plus ``friend_weight`` times the
+        gated mean of the named friends' final embeddings, :math:`\frac{1}{|F|}\sum_{v \in F} g_{uv}
+        \mathbf{e}_v`. The ties bypass the overlap filter (a new user overlaps with nobody); the trained
+        gate weighs each one, with the mean of the items' layer-0 rows standing in for the new user's."""
+        from gnnrec.models.inductive import flat_lists, mean_rows
+
+        state = self.require_state(state)
+        out = mean_rows(state["item"], items)
+        if not friends or not any(int(f.numel()) for f in friends):
+            return out
+        ego = state["ego"]
+        owner, ids = flat_lists(friends, ego.device)
+        if self.gate is not None:
+            proxy = mean_rows(ego[self.n_users:], items)                       # [m, d] stand-in layer-0 row
+            gate = torch.sigmoid(self.gate(proxy[owner] * ego[ids])).squeeze(-1)
+        else:
+            gate = ego.new_ones(ids.shape[0])
+        agg = out.new_zeros(out.shape).index_add_(0, owner, state["user"][ids] * gate[:, None])
+        n = torch.bincount(owner, minlength=len(friends)).clamp_min(1).to(out.dtype)
+        weight = self.social_weight if friend_weight is None else float(friend_weight)
+        return out + weight * agg / n[:, None]
 
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}({self.n_users}, {self.n_items}, embedding_dim={self.embedding_dim}, "

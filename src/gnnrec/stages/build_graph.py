@@ -53,6 +53,12 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
         "item_degree": degree_summary(np.bincount(ti, minlength=n_items)),
         "social": None,
     }
+    cold_path = paths.split / "cold_users.parquet"
+    cold_users = read_parquet(cold_path)["user_id"].to_numpy(np.int64) if cold_path.exists() else np.zeros(0, np.int64)
+    # a held-out (new) user is not in the graph: its ties are given to the models at inference only
+    touches_cold = social["src"].isin(cold_users).to_numpy() | social["dst"].isin(cold_users).to_numpy()
+    held_out_ties = int(touches_cold.sum())
+    social = social[~touches_cold].reset_index(drop=True)
     src = social["src"].to_numpy(np.int64)
     dst = social["dst"].to_numpy(np.int64)
     keep = np.zeros(0, dtype=bool)
@@ -61,7 +67,8 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
         filt = filter_social_ties(n_users, n_items, tu, ti, src, dst, cfg.min_common_items, cfg.min_jaccard)
         keep = filt.keep
         stats["social"] = {
-            "ties_in": len(social), "kept": int(keep.sum()), "dropped": int((~keep).sum()),
+            "ties_in": len(social), "held_out_user_ties": held_out_ties,
+            "kept": int(keep.sum()), "dropped": int((~keep).sum()),
             "min_common_items": cfg.min_common_items, "min_jaccard": cfg.min_jaccard,
             "out_degree_before": degree_summary(np.bincount(src, minlength=n_users)),
             "out_degree_after": degree_summary(np.bincount(src[keep], minlength=n_users)),

@@ -7,7 +7,12 @@ embeddings, then
   rounded to 6 decimals, deterministic);
 - validation metrics (training items masked) and the wall time → ``reports/evaluation.json``;
 - the top ``max(evaluate.k)`` items of every user with a training interaction (training and validation
-  items masked, as for the test ranking), with raw ids → ``artifacts/recommendations.parquet``.
+  items masked, as for the test ranking), with raw ids → ``artifacts/recommendations.parquet``;
+- the held-out new users and items (``split.cold_start``, :mod:`gnnrec.stages.cold_start_eval`): metrics
+  per ``k`` under ``metrics.json``'s ``cold_start`` key (``users`` / ``items`` → model → ``k=<k>``), the
+  chosen settings, exact-path gap and latency under ``evaluation.json``'s ``cold_start``, per-user values in
+  ``artifacts/cold_start_per_user.parquet``. Held-out items are not in the known users' catalogue yet:
+  they are masked in the known users' rankings.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from gnnrec.graph import csr_from_pairs
 from gnnrec.io import load_torch, read_parquet, write_json, write_parquet
 from gnnrec.models import model_from_checkpoint
 from gnnrec.paths import Paths
+from gnnrec.stages.cold_start_eval import ColdStartInputs, empty_per_user, evaluate_model
 from gnnrec.training import prepare_adjacency, resolve_device
 
 RECOMMENDATION_COLUMNS = ["model", "user", "rank", "item", "score"]
@@ -59,13 +65,21 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
     val_csr = data.val_csr()
     test_csr = csr_from_pairs(n_users, n_items, test["user_id"].to_numpy(np.int64),
                               test["item_id"].to_numpy(np.int64))
+    cold = ColdStartInputs(params, paths, graph)
     seen_csr = csr_union(train_csr, val_csr, n_items)                  # masked for test and recommendations
+    if len(cold.cold_items):                                            # new items: not in the catalogue yet
+        every = np.arange(n_users, dtype=np.int64)
+        seen_csr = csr_union(seen_csr, csr_from_pairs(n_users, n_items, np.repeat(every, len(cold.cold_items)),
+                                                      np.tile(cold.cold_items, n_users)), n_items)
     rec_users = torch.unique(data.train_user).to(device)               # users with a training interaction
     n_test_users = int(len(evaluable_users(test_csr)))
 
     metrics: dict[str, dict[str, float]] = {}
     details: dict[str, Any] = {}
     recs = []
+    cold_metrics: dict[str, Any] = {"users": {}, "items": {}}
+    cold_details: dict[str, Any] = {}
+    per_user = []
     for name in params.models:
         ckpt_path = paths.model(name)
         if not ckpt_path.exists():
@@ -82,12 +96,28 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
         details[name] = {"seconds": round(seconds, 3), "val": {key: round(v, 6) for key, v in val_m.items()}}
         recs.append(_recommendation_frame(name, u.cpu().numpy(), ids.cpu().numpy(), scores.cpu().numpy(),
                                           user_raw, item_raw))
+        if cold.active:
+            t0 = time.perf_counter()
+            m_cold, d_cold, frames = evaluate_model(name, model, model.serving_state(adj), cold)
+            d_cold["seconds"] = round(time.perf_counter() - t0, 3)
+            for kind in ("users", "items"):
+                if m_cold[kind]:
+                    cold_metrics[kind][name] = m_cold[kind]
+            cold_details[name] = d_cold
+            per_user.extend(frames)
 
+    if cold.active:
+        metrics["cold_start"] = {kind: v for kind, v in cold_metrics.items() if v}
     write_json(paths.metrics, metrics)
-    write_json(paths.eval_details, {"split": "test", "users_evaluated": n_test_users, "k": ks, "models": details})
+    write_json(paths.eval_details, {
+        "split": "test", "users_evaluated": n_test_users, "k": ks, "models": details,
+        "cold_start": {"k": cold.ks, "test_users": len(cold.test), "val_users": len(cold.val),
+                       "items": len(cold.items), "features": cold.side.has_features,
+                       "friends": bool(cold.side.friends), "models": cold_details}})
     frame = pd.concat(recs, ignore_index=True) if recs else pd.DataFrame(columns=RECOMMENDATION_COLUMNS)
     write_parquet(paths.recommendations, frame)
-    return {"users_evaluated": n_test_users, "metrics": metrics}
+    write_parquet(paths.cold_start_per_user, pd.concat(per_user, ignore_index=True) if per_user else empty_per_user())
+    return {"users_evaluated": n_test_users, "metrics": {m: v for m, v in metrics.items() if m != "cold_start"}}
 
 
 def _recommendation_frame(model: str, users: np.ndarray, ids: np.ndarray, scores: np.ndarray,
