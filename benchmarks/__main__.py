@@ -5,9 +5,9 @@
     python -m benchmarks --only time_to_quality --budget 60
     python -m benchmarks --quick                           # a fast pass: fewer repeats, 30 s budget, no RecBole
 
-Sub-benchmarks: train_step, eval, recbole, time_to_quality, pipeline, memory, samplers, sage_layer. Results of a
-partial run replace the same rows of an existing report and keep the others. The GPU benchmark is separate:
-``python -m benchmarks.gpu``.
+Sub-benchmarks: train_step, eval, recbole, time_to_quality, pipeline, memory, samplers, sage_layer, serving.
+Results of a partial run replace the same rows of an existing report and keep the others. The GPU benchmark is
+separate: ``python -m benchmarks.gpu``.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import torch
 from benchmarks.common import QUIET, REPO, Result, machine, write_report
 from gnnrec.errors import GnnrecError
 
-ALL = ("train_step", "eval", "recbole", "time_to_quality", "pipeline", "memory", "samplers", "sage_layer")
+ALL = ("train_step", "eval", "recbole", "time_to_quality", "pipeline", "memory", "samplers", "sage_layer", "serving")
 DEFAULT_DATASETS = ("movielens-100k", "lastfm-hetrec")
 NOTES = [
     "CPU threads: every row records `threads`, the torch threads both sides used (`--threads`, 2 by default: the "
@@ -58,7 +58,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--data-root", default=None, help="folder of the datasets (default ../shared/data)")
     parser.add_argument("--out", default=str(REPO / "reports"), help="where benchmarks.json / .md go")
-    parser.add_argument("--quick", action="store_true", help="fewer repeats, a 30 s budget, no RecBole or pipeline")
+    parser.add_argument("--quick", action="store_true",
+                        help="fewer repeats, a 30 s budget, no RecBole or pipeline, a small run to serve from")
     parser.add_argument("--fresh", action="store_true", help="write a new report instead of updating the rows")
     parser.add_argument("--quiet-below", type=float, default=None, metavar="LOAD",
                         help="on a shared machine: wait for a 1-minute load average below LOAD before each measurement")
@@ -111,6 +112,9 @@ def run_one(name: str, args: argparse.Namespace) -> list[Result]:
     if name == "sage_layer":
         from benchmarks import sage_layer
         return sage_layer.run(repeats=max(10, args.repeats), data_root=args.data_root)
+    if name == "serving":
+        from benchmarks import serving
+        return serving.run(quick=args.quick)
     raise ValueError(name)
 
 

@@ -78,38 +78,72 @@ def stage(
     typer.echo(summary)
 
 
+def _ids(value: Optional[str]) -> list[str]:
+    return [x.strip() for x in (value or "").split(",") if x.strip()]
+
+
+def _features(pairs: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            typer.echo(f"gnnrec: --feature {pair!r}: expected NAME=VALUE (e.g. --feature age_band=25-34)", err=True)
+            raise typer.Exit(code=2)
+        if name.strip() in out:
+            typer.echo(f"gnnrec: --feature {name.strip()!r} is given twice", err=True)
+            raise typer.Exit(code=2)
+        out[name.strip()] = value.strip()
+    return out
+
+
 @app.command("recommend")
 def recommend(
-    user: str = typer.Argument(..., help="user id as in the source data"),
+    user: Optional[str] = typer.Argument(None, help="a known user's id as in the source data"),
+    items: Optional[str] = typer.Option(None, help="a new user: the ids of the items it has touched, "
+                                        "comma-separated (never recommended back)"),
+    friends: Optional[str] = typer.Option(None, help="a new user: ids of its friends (known users), comma-separated"),
+    feature: list[str] = typer.Option([], "--feature", metavar="NAME=VALUE",
+                                      help="a new user: a side-feature value (repeat for several)"),
+    ignore_unknown: bool = typer.Option(False, "--ignore-unknown",
+                                        help="drop ids the training data does not know (with a warning)"),
     model: str = typer.Option("lightgcn", help="model whose recommendations to show"),
-    n: int = typer.Option(10, help="how many items"),
+    n: int = typer.Option(10, "-n", "--n", min=1, help="how many items"),
     root: Path = typer.Option(Path("."), help="project root"),
+    device: str = typer.Option("cpu", help="torch device of the model"),
 ) -> None:
-    """Print a user's top-N items from the last evaluated run (artifacts/recommendations.parquet)."""
-    import pandas as pd
+    """Print the top-N items of a known user (USER), or of a new user (--items, --friends, --feature),
+    from the last run's trained model (artifacts/models/<model>.pt)."""
+    import warnings
 
-    from gnnrec.paths import Paths
+    new_user = items is not None or friends is not None or bool(feature)
+    if (user is not None) == new_user:               # exactly one of the two
+        typer.echo("gnnrec: give a known USER, or a new user's --items / --friends / --feature (not both)", err=True)
+        raise typer.Exit(code=2)
+    wanted = _features(feature)
 
-    paths = Paths(root)
-    if not paths.recommendations.exists():
-        typer.echo(f"gnnrec: {paths.recommendations} not found: run the pipeline first (dvc repro)", err=True)
-        raise typer.Exit(code=2)
-    recs = pd.read_parquet(paths.recommendations)
-    rows = recs[(recs["model"] == model) & (recs["user"] == user)].sort_values("rank").head(n)
-    if rows.empty:
-        known = ", ".join(sorted(recs["model"].unique()))
-        typer.echo(f"gnnrec: no recommendations for user '{user}' from model '{model}' (models: {known})",
-                   err=True)
-        raise typer.Exit(code=2)
-    names = {}
-    items_file = paths.dataset / "items.parquet"
-    if items_file.exists():
-        items = pd.read_parquet(items_file)
-        names = dict(zip(items["raw_id"], items["name"]))
-    for row in rows.itertuples():
-        name = names.get(row.item)
-        label = f"{row.item}  {name}" if isinstance(name, str) and name else row.item
-        typer.echo(f"{row.rank:>3}. {label}  ({row.score:.4f})")
+    from gnnrec.serving import UnknownIdsError, UnknownIdsWarning, load_service
+
+    try:
+        service = load_service(root, model, device)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UnknownIdsWarning)
+            if user is not None:
+                recs = service.recommend_known(user, n)
+            else:
+                recs = service.recommend_new(_ids(items), _ids(friends), wanted, n, ignore_unknown=ignore_unknown)
+    except UnknownIdsError as exc:
+        hint = (" (--ignore-unknown drops them)" if user is None else
+                ": a user without training interactions is served as a new user (--items, --friends, --feature)")
+        typer.echo(f"gnnrec: model {model!r}: {exc}{hint}", err=True)
+        raise typer.Exit(code=2) from None
+    except GnnrecError as exc:
+        _fail(exc)
+    for w in caught:
+        if issubclass(w.category, UnknownIdsWarning):
+            typer.echo(f"gnnrec: warning: {w.message}", err=True)
+    for rank, rec in enumerate(recs, 1):
+        label = f"{rec.item}  {rec.name}" if rec.name else rec.item
+        typer.echo(f"{rank:>3}. {label}  ({rec.score:.4f})")
 
 
 def main() -> None:  # pragma: no cover - console entry point
