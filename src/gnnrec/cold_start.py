@@ -235,20 +235,26 @@ class ColdStartScorer:
         lam = torch.where(k == 0, float(zero_similar), lam)[:, None]        # k = 0: similar users, or popularity
         if not self.personalised or not bool((lam > 0).any()):
             return with_popularity(emb, item_emb, self.popularity)
+        # similar users, each part (user rows, item table, who has it) scaled to unit spread of its scores
+        parts: list[tuple[Tensor, Tensor, Tensor]] = []
         if friends is not None and any(int(f.numel()) for f in friends):     # friends: similar users we know
             fmean = mean_rows(self.state["user"], friends)
-            has = (fmean.abs().sum(1, keepdim=True) > 0).to(emb.dtype)
-            emb = torch.where(has > 0, (1 - lam) * _unit(emb) + lam * _unit(fmean), emb)
-        if self.similar is None or features is None:
+            parts.append((fmean, item_emb, (fmean.abs().sum(1, keepdim=True) > 0).to(emb.dtype)))
+        if self.similar is not None and features is not None:
+            onehot = self.similar.onehot(features).to(device=device, dtype=emb.dtype)
+            table = self.similar.table.to(device=device, dtype=emb.dtype).t()
+            parts.append((onehot, table, (onehot.sum(1, keepdim=True) > 0).to(emb.dtype)))
+        if not parts:
             return with_popularity(emb, item_emb, self.popularity)
-        onehot = self.similar.onehot(features).to(device)
-        table = self.similar.table.to(device)
-        model_part = emb / _score_std(emb, item_emb).clamp_min(1e-12)[:, None]
-        sim_part = onehot / _score_std(onehot, table.t()).clamp_min(1e-12)[:, None]
-        has_sim = (onehot.sum(1, keepdim=True) > 0).to(emb.dtype)
-        lam = lam * has_sim
-        user_rows = torch.cat([(1 - lam) * model_part, lam * sim_part], 1)
-        return with_popularity(user_rows, torch.cat([item_emb, table.t().to(item_emb.dtype)], 1), self.popularity)
+        n_parts = torch.stack([has for _, _, has in parts]).sum(0)           # [m, 1]
+        lam = lam * (n_parts > 0).to(emb.dtype)
+        rows = [(1 - lam) * emb / _score_std(emb, item_emb).clamp_min(1e-12)[:, None]]
+        tables = [item_emb]
+        for user_rows, table, has in parts:
+            spread = _score_std(user_rows, table).clamp_min(1e-12)[:, None]
+            rows.append(lam * has / n_parts.clamp_min(1) * user_rows / spread)
+            tables.append(table)
+        return with_popularity(torch.cat(rows, 1), torch.cat(tables, 1), self.popularity)
 
     def candidates(self, side: bool) -> list[tuple[float, dict[str, Any]]]:
         """Every ``(shrink, settings)`` the validation users choose among (the first is the default)."""
@@ -327,7 +333,7 @@ def served_latency_ms(scorer: ColdStartScorer, entities: NewEntities, side: Side
     features, friends = side.feature_rows(entities.ids[:n]), side.friend_lists(entities.ids[:n])
     times = []
     for j in range(n):
-        items = [torch.from_numpy(np.ascontiguousarray(entities.ordered[j][:k]))]
+        items = [torch.from_numpy(np.array(entities.ordered[j][:k], dtype=np.int64))]
         t0 = time.perf_counter()
         user_rows, item_rows = scorer.embed(items, choice.shrink, choice.settings,
                                             features[j:j + 1] if features else None,

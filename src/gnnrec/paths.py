@@ -64,6 +64,15 @@ class Paths:
         return self.root / "reports" / "evaluation.json"
 
     @property
+    def oracle(self) -> Path:
+        """The retrained new-user reference (stage ``oracle``): metrics and training time per ``k``."""
+        return self.root / "reports" / "oracle.json"
+
+    @property
+    def oracle_per_user(self) -> Path:
+        return self.root / "artifacts" / "cold_start_oracle.parquet"
+
+    @property
     def cold_start_per_user(self) -> Path:
         """Per new user (item), model and ``k``: the cold-start metrics behind the report's paired tests."""
         return self.root / "artifacts" / "cold_start_per_user.parquet"

@@ -303,6 +303,9 @@ class ColdStartEvaluate(Section):
     exact: StrictBool = True          # also the exact path (whole-graph models): the gap to the served path
     oracle: StrictBool = False        # LightGCN retrained with the revealed items (its own stage, slow)
     latency_users: Annotated[StrictInt, Field(ge=0)] = 100   # new users answered one at a time, for the latency
+    meta: StrictBool = False          # also a meta-learned adaptation (MAML-style, gnnrec.meta) per model
+    meta_steps: Annotated[StrictInt, Field(ge=0)] = 3
+    meta_iterations: PositiveInt = 200
 
 
 class EvaluateConfig(Section):

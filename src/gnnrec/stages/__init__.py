@@ -27,7 +27,7 @@ from gnnrec.paths import Paths
 # stage entry point turns Python's garbage collector back on here (``flows/_env.py`` pauses it for imports)
 ON_IMPORTED: list[Callable[[], None]] = []
 
-STAGES = ("ingest", "validate", "split", "build_graph", "train", "evaluate", "report")
+STAGES = ("ingest", "validate", "split", "build_graph", "train", "oracle", "evaluate", "report")
 
 
 def stage_id(stage: str, model: Optional[str] = None) -> str:

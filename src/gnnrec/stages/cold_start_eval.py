@@ -11,6 +11,7 @@ user at a time.
 
 from __future__ import annotations
 
+import time
 from typing import Any, Optional
 
 import numpy as np
@@ -34,6 +35,7 @@ class ColdStartInputs:
         self.metric_ks = sorted(set(params.evaluate.k) | {20})
         self.chunk = params.evaluate.chunk_size
         self.cfg = params.evaluate.cold_start
+        self.seed = params.seed
         self.n_users, self.n_items = int(graph["n_users"]), int(graph["n_items"])
         split = paths.split
         roles = _read_optional(split / "cold_users.parquet", ["user_id", "role"])
@@ -107,6 +109,10 @@ def evaluate_model(name: str, model: Any, state: dict[str, Any], inp: ColdStartI
                     value = float(per_user["ndcg@20"].mean()) if per_user["ndcg@20"].numel() else 0.0
                     details["exact"][f"k={k}"] = {"ndcg@20": round(value, 6)}
                     details["gap"][f"k={k}"] = round(metrics["users"][f"k={k}"]["ndcg@20"] - value, 6)
+        if inp.cfg.meta and scorer.personalised:
+            meta_metrics, meta_details, meta_frames = _meta(name, scorer, state, inp, choice)
+            metrics["meta"], details["meta"] = meta_metrics, meta_details
+            frames.extend(meta_frames)
         k_lat = max(inp.ks)
         details["latency_ms"] = cs.served_latency_ms(scorer, inp.test, inp.side, k_lat, choice,
                                                      inp.cfg.latency_users)
@@ -119,6 +125,27 @@ def evaluate_model(name: str, model: Any, state: dict[str, Any], inp: ColdStartI
             details["items"][f"k={k}"] = {"n": int(rows.numel()), "ndcg@20_se": _se(per_item["ndcg@20"])}
             frames.append(_frame(name, "items", k, inp.items.ids[rows.cpu().numpy()], per_item))
     return metrics, details, frames
+
+
+def _meta(name: str, scorer: cs.ColdStartScorer, state: dict[str, Any], inp: ColdStartInputs, choice: cs.Choice
+          ) -> tuple[dict[str, Any], dict[str, Any], list[pd.DataFrame]]:
+    """The meta-learned adaptation (:mod:`gnnrec.meta`) in place of the served path, blended the same way:
+    metrics per ``k`` (reported as ``<model>+meta``) and its meta-training time."""
+    from gnnrec.graph import csr_from_pairs
+    from gnnrec.meta import meta_train
+
+    train_csr = csr_from_pairs(inp.n_users, inp.n_items, inp.train_user, inp.train_item)
+    t0 = time.perf_counter()
+    adapter = meta_train(state, train_csr, ks=[k for k in inp.ks if k > 0] or [1], steps=inp.cfg.meta_steps,
+                         iterations=inp.cfg.meta_iterations, seed=inp.seed)
+    seconds = time.perf_counter() - t0
+    scored = cs.score_users(scorer, inp.test, inp.side, inp.ks, inp.n_items, inp.metric_ks, inp.chunk,
+                            choice.shrink, choice.settings, exact=lambda items, friends: adapter.adapt(items, state),
+                            zero_similar=choice.zero_similar)
+    metrics = {f"k={k}": _summary(per_user) for k, (_, per_user) in scored.items()}
+    frames = [_frame(f"{name}+meta", "users", k, inp.test.ids[rows.cpu().numpy()], per_user)
+              for k, (rows, per_user) in scored.items()]
+    return metrics, {"train_seconds": round(seconds, 3), "steps": inp.cfg.meta_steps}, frames
 
 
 def _frame(model: str, kind: str, k: int, ids: np.ndarray, per_user: dict[str, torch.Tensor]) -> pd.DataFrame:

@@ -29,7 +29,7 @@ from gnnrec.config import Params
 from gnnrec.errors import DataError
 from gnnrec.evaluation import csr_union, evaluable_users, evaluate_ranking, top_k_items
 from gnnrec.graph import csr_from_pairs
-from gnnrec.io import load_torch, read_parquet, write_json, write_parquet
+from gnnrec.io import load_torch, read_json, read_parquet, write_json, write_parquet
 from gnnrec.models import model_from_checkpoint
 from gnnrec.paths import Paths
 from gnnrec.stages.cold_start_eval import ColdStartInputs, empty_per_user, evaluate_model
@@ -103,9 +103,17 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
             for kind in ("users", "items"):
                 if m_cold[kind]:
                     cold_metrics[kind][name] = m_cold[kind]
+            if m_cold.get("meta"):
+                cold_metrics["users"][f"{name}+meta"] = m_cold["meta"]
             cold_details[name] = d_cold
             per_user.extend(frames)
 
+    oracle = read_json(paths.oracle) if paths.oracle.exists() else {}
+    if oracle.get("enabled") and oracle.get("k") and cold.active:       # the retrained reference (stage oracle)
+        cold_metrics["users"]["oracle"] = {k: v["metrics"] for k, v in oracle["k"].items()}
+        cold_details["oracle"] = {"model": oracle.get("model"), "k": {k: {n: v for n, v in r.items() if n != "metrics"}
+                                                                     for k, r in oracle["k"].items()}}
+        per_user.append(read_parquet(paths.oracle_per_user))
     if cold.active:
         metrics["cold_start"] = {kind: v for kind, v in cold_metrics.items() if v}
     write_json(paths.metrics, metrics)
