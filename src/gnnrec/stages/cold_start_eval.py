@@ -139,9 +139,18 @@ def _meta(name: str, scorer: cs.ColdStartScorer, state: dict[str, Any], inp: Col
     adapter = meta_train(state, train_csr, ks=[k for k in inp.ks if k > 0] or [1], steps=inp.cfg.meta_steps,
                          iterations=inp.cfg.meta_iterations, seed=inp.seed)
     seconds = time.perf_counter() - t0
+    def adapted(items, friends):
+        """The adapted embeddings; a user with no items keeps the model's served path (friends, for the
+        social model): with nothing to adapt from, the adapter has nothing to add."""
+        out = adapter.adapt(items, state)
+        empty = torch.tensor([int(x.numel()) == 0 for x in items], device=out.device)
+        if bool(empty.any()):
+            served = scorer.model.infer_users(items, friends=friends, state=state, **choice.settings)
+            out = torch.where(empty[:, None], served.to(out), out)
+        return out
+
     scored = cs.score_users(scorer, inp.test, inp.side, inp.ks, inp.n_items, inp.metric_ks, inp.chunk,
-                            choice.shrink, choice.settings, exact=lambda items, friends: adapter.adapt(items, state),
-                            zero_similar=choice.zero_similar)
+                            choice.shrink, choice.settings, exact=adapted, zero_similar=choice.zero_similar)
     metrics = {f"k={k}": _summary(per_user) for k, (_, per_user) in scored.items()}
     frames = [_frame(f"{name}+meta", "users", k, inp.test.ids[rows.cpu().numpy()], per_user)
               for k, (rows, per_user) in scored.items()]
