@@ -1,8 +1,9 @@
 """Report rendering: one context dict from every stage's outputs, rendered as a self-contained HTML file
 (inline CSS, figures as base64 PNG data URIs, no external resource) and as Markdown with PNG figures.
 
-Modules: ``inputs`` reads the stage outputs, ``context`` builds the template context section by section
-(``examples`` the example recommendations), ``insights`` writes the model-analysis notes, ``formatting``
+Modules: ``inputs`` reads the stage outputs, ``context`` builds the template context (``sections`` most of its
+section builders, ``cold_start`` the "New users" section with its paired tests, ``examples`` the example
+recommendations), ``insights`` writes the model-analysis notes, ``formatting``
 holds the number / time / metric-label formatters, ``render`` the jinja2 rendering and atomic writes,
 ``figures`` the matplotlib figures (PNG bytes, fixed DPI, no volatile metadata) and ``provenance`` the
 git / data / package / device description.
