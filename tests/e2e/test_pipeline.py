@@ -173,7 +173,8 @@ def test_every_model_runs_in_one_experiment_and_the_report_compares_them(tiny_pr
     try:
         tiny_project.dvc("exp", "run", "-S", f"models=[{','.join(ZOO)}]", "--name", "zoo")
         metrics = json.loads(tiny_project.read("reports/metrics.json"))
-        assert set(metrics) == set(ZOO)
+        assert set(metrics) == {*ZOO, "cold_start"}
+        assert set(metrics["cold_start"]["users"]) == set(ZOO)
         for model in ZOO:
             summary = json.loads(tiny_project.read(f"reports/train/{model}.json"))
             assert (summary["n_params"] > 0) == (model != "popularity"), (model, summary["n_params"])
@@ -276,7 +277,8 @@ def test_a_users_own_model_runs_through_train_evaluate_and_report_by_its_import_
                                  TOY: {"model": f"{__name__}:ToyModel", "embedding_dim": 4, "epochs": 3}})
         tiny_project.dvc("repro")
         metrics = json.loads(tiny_project.read("reports/metrics.json"))
-        assert set(metrics) == {"mf", TOY}
+        assert set(metrics) == {"mf", TOY, "cold_start"}
+        assert set(metrics["cold_start"]["users"][TOY]) == {"k=0", "k=1", "k=3", "k=5"}   # the default fold-in
         assert set(metrics[TOY]) == {f"{m}@{k}" for k in (5, 10) for m in METRIC_NAMES}
         summary = json.loads(tiny_project.read(f"reports/train/{TOY}.json"))
         assert summary["description"] == ToyModel.description and summary["epochs_run"] <= 3

@@ -164,8 +164,9 @@ class Recommender(nn.Module, metaclass=ABCMeta):
         of known users), with the trained weights and no gradient step. ``state`` is
         :meth:`serving_state`'s; ``settings`` are keys of ``cold_start_settings``. Side ``features`` are
         accepted for models that learn feature embeddings; the mean-of-similar fallback over features is
-        :mod:`gnnrec.cold_start`'s and applies to every model."""
-        raise self.unsupported("infer_users (new users without retraining)")
+        :mod:`gnnrec.cold_start`'s and applies to every model. Default: the one-hop fold-in, the mean of
+        the known items' ranking embeddings (so any dot-product model answers new users)."""
+        return mean_rows(self.require_state(state)["item"], items)
 
     def infer_items(self, users: list[Tensor], features: Optional[Tensor] = None, *,
                     state: Optional[dict[str, Any]] = None) -> Tensor:

@@ -141,16 +141,6 @@ class EmbeddingRecommender(Recommender):
         rows = self.embedding.weight[torch.cat([users, items + self.n_users])]
         return rows[: users.shape[0]], rows[users.shape[0]:]
 
-    @torch.no_grad()
-    def infer_users(self, items: list[Tensor], features: Optional[Tensor] = None,
-                    friends: Optional[list[Tensor]] = None, *, state: Optional[dict[str, Any]] = None,
-                    **settings: Any) -> Tensor:
-        """The served path of the whole-graph models: the one-hop fold-in, the mean of the known items'
-        trained ranking embeddings (an empty list gives zeros)."""
-        from gnnrec.models.inductive import mean_rows
-
-        return mean_rows(self.require_state(state)["item"], items)
-
     def exact_users(self, graph: dict[str, Any], items: list[Tensor],
                     friends: Optional[list[Tensor]] = None) -> Tensor:
         from gnnrec.models.inductive import exact_by_augmentation
