@@ -29,6 +29,10 @@ def load_graph(paths: Paths) -> dict[str, Any]:
                         file=str(paths.graph))
     graph: dict[str, Any] = {"n_users": int(arrays["n_users"]), "n_items": int(arrays["n_items"])}
     graph.update({k: torch.from_numpy(np.ascontiguousarray(arrays[k], dtype=np.int64)) for k in GRAPH_ARRAYS})
+    if "user_feature_codes" in arrays:       # side features ([n_users, F] codes, -1 unknown; gnnrec.features)
+        graph["user_feature_codes"] = torch.from_numpy(np.ascontiguousarray(arrays["user_feature_codes"],
+                                                                            dtype=np.int64))
+        graph["n_feature_levels"] = int(arrays["n_feature_levels"])
     return graph
 
 

@@ -41,6 +41,7 @@ import torch
 from torch import Tensor
 
 from gnnrec.evaluation import ranking_metrics_per_user
+from gnnrec.features import encode, encode_table, n_levels, vocabulary
 from gnnrec.graph import csr_from_pairs
 from gnnrec.models.inductive import mean_rows
 
@@ -142,22 +143,17 @@ class FeaturePopularity:
     def __init__(self, features: pd.DataFrame, known: np.ndarray, train_user: np.ndarray, train_item: np.ndarray,
                  n_items: int) -> None:
         self.columns = list(features.columns)
-        self.levels: dict[str, dict[str, int]] = {}
-        rows = []
-        offset = 0
-        train_feats = features.reindex(train_user)
-        for col in self.columns:
-            values = sorted(set(features.reindex(known)[col].dropna().astype(str)))
-            index = {v: offset + j for j, v in enumerate(values)}
-            self.levels[col] = index
-            codes = train_feats[col].map(index)
-            ok = codes.notna().to_numpy()
-            counts = np.zeros((len(values), n_items))
-            np.add.at(counts, (codes.to_numpy()[ok].astype(np.int64) - offset, train_item[ok]), 1.0)
-            rows.append(counts / np.maximum(counts.sum(1, keepdims=True), 1.0))
-            offset += len(values)
-        self.n_levels = offset
-        self.table = torch.from_numpy(np.concatenate(rows) if rows else np.zeros((0, n_items))).float()
+        self.levels = vocabulary(features, known)                          # value → global code (gnnrec.features)
+        self.n_levels = n_levels(self.levels)
+        codes = encode_table(features.reindex(train_user), self.levels)    # [E, F] the training edges' users
+        counts = np.zeros((self.n_levels, n_items))
+        for j in range(codes.shape[1]):
+            ok = codes[:, j] >= 0
+            np.add.at(counts, (codes[ok, j], train_item[ok]), 1.0)
+        for index in self.levels.values():                                  # each value's row: a distribution
+            rows = list(index.values())
+            counts[rows] /= np.maximum(counts[rows].sum(1, keepdims=True), 1.0)
+        self.table = torch.from_numpy(counts).float()
 
     def onehot(self, values: Sequence[Optional[dict[str, str]]]) -> Tensor:
         """``[m, n_levels]``: each user's known values, weighted ``1 / n_features`` (unseen values: zeros)."""
@@ -226,8 +222,11 @@ class ColdStartScorer:
         device = item_emb.device
         items = [x.to(device) for x in items]
         friends = [f.to(device) for f in friends] if friends is not None else None
+        codes = None                      # learned feature embeddings (<model>.user_features): the values' codes
+        if getattr(self.model, "user_features", None) is not None and self.similar is not None and features:
+            codes = torch.from_numpy(encode(features, self.similar.levels)).to(device)
         if infer is None:
-            emb = self.model.infer_users(items, friends=friends, state=self.state, **(settings or {}))
+            emb = self.model.infer_users(items, codes, friends=friends, state=self.state, **(settings or {}))
         else:
             emb = infer(items, friends).to(item_emb)
         k = torch.tensor([int(x.numel()) for x in items], device=device)

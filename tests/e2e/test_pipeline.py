@@ -57,7 +57,7 @@ def test_new_users_are_held_out_of_everything_fitted_and_scored_per_k(tiny_proje
         assert not set(cold_items) & set(df["item_id"]), part
     graph = np.load(root / "artifacts/graph/graph.npz")
     assert not users & set(graph["train_user"].tolist())
-    assert not users & set(graph["social_src"].tolist()) | set(graph["social_dst"].tolist())
+    assert not users & (set(graph["social_src"].tolist()) | set(graph["social_dst"].tolist()))
     ckpt = torch.load(root / "artifacts/models/popularity.pt", weights_only=True)
     counts = ckpt["state_dict"]["counts"]
     train = pd.read_parquet(root / "artifacts/split/train.parquet")

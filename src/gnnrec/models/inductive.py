@@ -55,6 +55,9 @@ def augmented_graph(graph: dict[str, Any], items: Sequence[Tensor],
     out["n_users"] = n_users + len(items)
     out["train_user"] = torch.cat([torch.as_tensor(graph["train_user"]).long().cpu(), owner + n_users])
     out["train_item"] = torch.cat([torch.as_tensor(graph["train_item"]).long().cpu(), ids])
+    if "user_feature_codes" in graph:          # the new users' features are not known here: -1 (nothing)
+        codes = torch.as_tensor(graph["user_feature_codes"]).long().cpu()
+        out["user_feature_codes"] = torch.cat([codes, codes.new_full((len(items), codes.shape[1]), -1)])
     if friends is not None:
         f_owner, f_ids = flat_lists(friends, "cpu")
         new = f_owner + n_users

@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Annotated, Any, Optional
 
 import torch
-from pydantic import Field, StrictInt
+from pydantic import Field, StrictBool, StrictInt
 from torch import Tensor, nn
 
 from gnnrec.config.schema import ModelParams, PositiveInt
 from gnnrec.graph import spmm, symmetric_spmm
 from gnnrec.models.base import Recommender
+from gnnrec.models.user_features import UserFeatureEmbedding
 
 
 class _PropagateGather(torch.autograd.Function):
@@ -90,27 +91,45 @@ class LightGCN(Recommender):
     class Params(ModelParams):
         embedding_dim: PositiveInt = 64
         num_layers: Annotated[StrictInt, Field(ge=0)] = 3
+        user_features: StrictBool = False
 
     description = "LightGCN: linear propagation, layers averaged"
     traits = "linear propagation over the whole graph"
 
     def __init__(self, n_users: int, n_items: int, embedding_dim: int = 64, num_layers: int = 3,
-                 init_std: float = 0.1) -> None:
+                 user_features: bool = False, n_feature_levels: int = 0, init_std: float = 0.1) -> None:
         super().__init__(n_users, n_items)
         self.embedding_dim = int(embedding_dim)
         self.num_layers = int(num_layers)
         self.init_std = float(init_std)
         # users first, then items: the node numbering of the bipartite adjacency
         self.embedding = nn.Embedding(self.n_users + self.n_items, self.embedding_dim)  # [N, d]
+        self.user_features = (UserFeatureEmbedding(n_feature_levels, self.embedding_dim, self.init_std)
+                              if user_features else None)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         nn.init.normal_(self.embedding.weight, std=self.init_std)
+        if self.user_features is not None:
+            self.user_features.reset_parameters()
+
+    def prepare(self, graph: dict[str, Any]) -> "LightGCN":
+        """With ``user_features``: the users' feature codes from ``graph``."""
+        if self.user_features is not None:
+            self.user_features.prepare(graph, self.n_users, "lightgcn")
+        return self
+
+    def layer0(self) -> Tensor:
+        """Layer-0 rows ``[N, d]``: the free embeddings, plus the users' feature embeddings when learned."""
+        w = self.embedding.weight
+        if self.user_features is None:
+            return w
+        return w + torch.cat([self.user_features.of_users(), w.new_zeros(self.n_items, w.shape[1])])
 
     def propagate(self, adj: Tensor, mean: bool = True) -> Tensor:
         """Final embeddings of every node, ``[n_users + n_items, d]``: mean of layers ``0..K``
         (their sum when ``mean=False``)."""
-        x = self.embedding.weight                      # [N, d]
+        x = self.layer0()                              # [N, d]
         out = x
         for _ in range(self.num_layers):
             x = symmetric_spmm(adj, x)                 # [N, d]
@@ -125,7 +144,7 @@ class LightGCN(Recommender):
     def forward(self, adj: Tensor, users: Tensor, pos: Tensor, neg: Tensor) -> tuple[Tensor, Tensor]:
         batch = users.shape[0]
         nodes = torch.cat([users, pos + self.n_users, neg + self.n_users])  # one gather, one scatter back
-        e = _PropagateGather.apply(adj, self.embedding.weight, nodes, self.num_layers)  # [3B, d] sums of layers
+        e = _PropagateGather.apply(adj, self.layer0(), nodes, self.num_layers)  # [3B, d] sums of layers
         eu, ep, en = e[:batch], e[batch:2 * batch], e[2 * batch:]
         scale = 1.0 / (self.num_layers + 1) ** 2       # (sum/(K+1)) . (sum/(K+1))
         return (eu * ep).sum(-1) * scale, (eu * en).sum(-1) * scale
@@ -135,12 +154,12 @@ class LightGCN(Recommender):
         :meth:`embed`'s rows, propagated and gathered in one autograd node (for losses that need
         embeddings rather than scores, such as the in-batch softmax)."""
         nodes = torch.cat([users, items + self.n_users])
-        e = _PropagateGather.apply(adj, self.embedding.weight, nodes, self.num_layers) / (self.num_layers + 1)
+        e = _PropagateGather.apply(adj, self.layer0(), nodes, self.num_layers) / (self.num_layers + 1)
         return e[: users.shape[0]], e[users.shape[0]:]
 
     def ego_embeddings(self, users: Tensor, items: Tensor) -> tuple[Tensor, Tensor]:
         """Layer-0 embeddings ``([len(users), d], [len(items), d])`` for the L2 penalty."""
-        rows = self.embedding.weight.index_select(0, torch.cat([users, items + self.n_users]))  # backward: index_add
+        rows = self.layer0().index_select(0, torch.cat([users, items + self.n_users]))  # backward: index_add
         return rows[: users.shape[0]], rows[users.shape[0]:]
 
     # ------------------------------------------------------------------------------ new users
@@ -153,7 +172,7 @@ class LightGCN(Recommender):
     def serving_state(self, adj: Tensor) -> dict[str, Any]:
         """Ranking embeddings, every item's layers ``item_layers`` ``[K, n_items, d]`` (layers 0..K-1) and
         item degrees ``item_degree`` (for ``fold_in="propagate"``)."""
-        x = self.embedding.weight
+        x = self.layer0()
         layers = [x]
         for _ in range(self.num_layers):
             x = symmetric_spmm(adj, x)
@@ -177,8 +196,11 @@ class LightGCN(Recommender):
         from gnnrec.models.inductive import flat_lists, mean_rows
 
         state = self.require_state(state)
+        prior = 0.0                       # learned feature embeddings: the new user's layer-0 row
+        if self.user_features is not None and features is not None:
+            prior = self.user_features.rows(features) / (self.num_layers + 1)
         if fold_in == "mean":
-            return mean_rows(state["item"], items)
+            return mean_rows(state["item"], items) + prior
         if fold_in != "propagate":
             raise ValueError(f"fold_in must be 'mean' or 'propagate', got {fold_in!r}")
         layers, degree = state["item_layers"], state["item_degree"]
@@ -188,7 +210,7 @@ class LightGCN(Recommender):
         out = degree.new_zeros(len(items), self.embedding_dim)
         for layer in layers:                                                  # e_u^(l+1) from e_i^(l)
             out.index_add_(0, owner, layer.index_select(0, ids) * coef[:, None])
-        return out / (self.num_layers + 1)
+        return out / (self.num_layers + 1) + prior
 
     def exact_users(self, graph: dict[str, Any], items: list[Tensor],
                     friends: Optional[list[Tensor]] = None) -> Tensor:

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from gnnrec.config import Params
+from gnnrec.features import encode_table, feature_columns, n_levels, vocabulary
 from gnnrec.io import read_parquet, save_arrays, write_json
 from gnnrec.paths import Paths
 from gnnrec.social_ties import filter_social_ties
@@ -75,9 +76,17 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
             "noise": (noise_scores(social["noise"].to_numpy(dtype=bool), keep)
                       if "noise" in social.columns else None),
         }
+    arrays = {"n_users": np.int64(n_users), "n_items": np.int64(n_items),
+              "train_user": tu, "train_item": ti, "social_src": src[keep], "social_dst": dst[keep]}
+    columns = feature_columns(users)
+    if columns:          # side features as codes over the training users' values (models with user_features)
+        table = users.set_index("user_id")[columns].astype(str)
+        vocab = vocabulary(table, np.unique(tu))
+        arrays["user_feature_codes"] = encode_table(table.reindex(np.arange(n_users)), vocab)
+        arrays["n_feature_levels"] = np.int64(n_levels(vocab))
+        stats["user_features"] = {"columns": columns, "levels": int(arrays["n_feature_levels"])}
     # NumPy arrays (gnnrec.artifacts.load_graph hands them to the models as tensors): this stage needs no torch
-    save_arrays(paths.graph, {"n_users": np.int64(n_users), "n_items": np.int64(n_items),
-                              "train_user": tu, "train_item": ti, "social_src": src[keep], "social_dst": dst[keep]})
+    save_arrays(paths.graph, arrays)
     write_json(paths.graph_stats, stats)
     social_stats = stats["social"] or {}
     return {"users": n_users, "items": n_items, "train_edges": len(train),

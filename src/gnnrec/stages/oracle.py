@@ -43,7 +43,7 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
         inter = read_parquet(paths.split / "cold_user_interactions.parquet")
         test = cs.new_entities(inter, "user_id", "item_id", roles).select("test")
         for k in [k for k in params.split.cold_start.k if k >= 1]:
-            metrics, per_user, info = retrain_for(params, data, test, k)
+            metrics, per_user, info = retrain_for(params, data, test, k, graph)
             out["k"][f"k={k}"] = {"metrics": metrics, **info}
             frames.append(pd.DataFrame({"model": pd.Series(["oracle"] * len(per_user[0]), dtype="str"),
                                         "kind": pd.Series(["users"] * len(per_user[0]), dtype="str"),
@@ -56,7 +56,7 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
     return {"enabled": enabled, "k": {k: v["metrics"].get("ndcg@20") for k, v in out["k"].items()}}
 
 
-def retrain_for(params: Params, data: InteractionData, test: cs.NewEntities, k: int
+def retrain_for(params: Params, data: InteractionData, test: cs.NewEntities, k: int, graph: dict[str, Any]
                 ) -> tuple[dict[str, float], tuple[np.ndarray, dict[str, np.ndarray]], dict[str, Any]]:
     """LightGCN trained on the training edges plus the test users' first ``k`` interactions, scored on
     their other interactions (revealed items masked)."""
@@ -70,8 +70,10 @@ def retrain_for(params: Params, data: InteractionData, test: cs.NewEntities, k: 
     cfg = params.train_for(ORACLE_MODEL)
     device = resolve_device(cfg.device)
     kwargs = {"n_users": data.n_users, "n_items": data.n_items, **params.model(ORACLE_MODEL).architecture()}
+    if kwargs.get("user_features"):
+        kwargs["n_feature_levels"] = int(graph.get("n_feature_levels", 0))
     torch.manual_seed(params.seed)
-    model = build_model(ORACLE_MODEL, **kwargs)
+    model = build_model(ORACLE_MODEL, **kwargs).prepare(graph)
     t0 = time.perf_counter()
     result = train_model(model, augmented, cfg, metric=cfg.early_stop, seed=params.seed,
                          chunk_size=params.evaluate.chunk_size)

@@ -50,6 +50,8 @@ def run(params: Params, paths: Paths, model_name: str) -> dict[str, Any]:
     cfg = params.train_for(model_name)
     device = resolve_device(cfg.device)
     kwargs = model_kwargs(params, model_name, data.n_users, data.n_items)
+    if kwargs.get("user_features"):                    # learned feature embeddings: sized by the data's values
+        kwargs["n_feature_levels"] = int(graph.get("n_feature_levels", 0))
 
     torch.manual_seed(params.seed)                     # the initial weights depend on the (training) seed only
     target = params.model_target(model_name)                  # a user's model: its import path
