@@ -30,8 +30,9 @@ def graph_with_codes():
     u = torch.tensor([0, 0, 1, 1, 2, 2, 3])
     i = torch.tensor([0, 1, 1, 2, 0, 2, 3])
     codes = torch.from_numpy(encode_table(FEATURES, vocabulary(FEATURES, np.arange(4))))
-    return {"n_users": 4, "n_items": 4, "train_user": u, "train_item": i, "social_src": torch.zeros(0, dtype=torch.long),
-            "social_dst": torch.zeros(0, dtype=torch.long), "user_feature_codes": codes, "n_feature_levels": 6}
+    empty = torch.zeros(0, dtype=torch.long)
+    return {"n_users": 4, "n_items": 4, "train_user": u, "train_item": i, "social_src": empty,
+            "social_dst": empty, "user_feature_codes": codes, "n_feature_levels": 6}
 
 
 @pytest.mark.parametrize("name", ["lightgcn", "mf"])
