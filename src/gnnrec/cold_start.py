@@ -170,10 +170,6 @@ class FeaturePopularity:
         return [f"{c}={v}" for c, v in values.items() if str(v) not in self.levels.get(c, {})]
 
 
-def _unit(x: Tensor) -> Tensor:
-    return x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
-
-
 def shrink_weight(k: Tensor, shrink: float) -> Tensor:
     """``λ_k = shrink / (shrink + k)`` per user (0 when ``shrink`` is 0)."""
     if shrink <= 0:
