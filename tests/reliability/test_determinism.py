@@ -20,7 +20,7 @@ def test_a_second_run_gives_byte_identical_metrics(pipeline_project, tmp_path, r
     first = (pipeline_project / "reports" / "metrics.json").read_bytes()
     second = (again / "reports" / "metrics.json").read_bytes()
     assert first == second
-    assert set(json.loads(first)) == {"lightgcn", "mf", "popularity"}
+    assert set(json.loads(first)) == {"lightgcn", "mf", "popularity", "cold_start"}
     pd.testing.assert_frame_equal(pd.read_parquet(pipeline_project / "artifacts" / "recommendations.parquet"),
                                   pd.read_parquet(again / "artifacts" / "recommendations.parquet"))
     for model in ("lightgcn", "mf", "popularity"):

@@ -293,7 +293,8 @@ def test_train_and_evaluate_stages_write_the_contract(tmp_path):
     assert pop["stopped"] == "no_training" and pop["epochs_run"] == 0 and pop["n_params"] == 0
     assert paths.train_history("popularity").read_text() == "epoch,loss,val_score,seconds\n"
     ckpt = torch.load(paths.model("mf"), weights_only=True)
-    assert ckpt["model"] == "mf" and ckpt["kwargs"] == {"n_users": 40, "n_items": 80, "embedding_dim": 8}
+    assert ckpt["model"] == "mf" and ckpt["kwargs"] == {"n_users": 40, "n_items": 80, "embedding_dim": 8,
+                                                         "user_features": False}
 
     metrics = json.loads(paths.metrics.read_text())
     assert list(metrics) == sorted(["lightgcn", "mf", "popularity"])
