@@ -19,6 +19,8 @@ and the Wilcoxon signed-rank p-value. Outputs: ``reports/cold_start_benchmark.{j
 from __future__ import annotations
 
 import argparse
+import copy
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -36,16 +38,21 @@ BOOTSTRAP = 2000
 METRIC = "ndcg@20"
 
 
-def run_one(dataset: str, seed: int, root: Path, data: Path, oracle: bool, meta: bool, epochs: Optional[int]
-            ) -> dict[str, Any]:
-    """The pipeline's stages in-process on one draw; returns the metrics and the per-user values."""
+def run_one(dataset: str, seed: int, root: Path, data: Path, oracle: bool, meta: bool, epochs: Optional[int],
+            base: dict[str, Any]) -> dict[str, Any]:
+    """The pipeline's stages in-process on one draw; returns the metrics and the per-user values.
+
+    ``base`` is params.yaml as read once at the start, so that an edit during a long run changes nothing. A
+    finished draw leaves ``result.json`` and ``per_user.parquet`` in ``root``, keyed by the exact params: a
+    rerun with the same params reuses it instead of training again (an interrupted benchmark resumes).
+    """
     from gnnrec.config import params_from_dict
     from gnnrec.paths import Paths
     from gnnrec.stages import build_graph, evaluate, ingest, split, train, validate
     from gnnrec.stages import oracle as oracle_stage
 
     source, folder, social = DATASETS[dataset]
-    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw = copy.deepcopy(base)
     raw["data"].update({"source": source, "path": str(data / folder)})
     raw["split"]["seed"] = seed
     raw["models"] = ["popularity", "mf", "lightgcn", *(["social"] if social else [])]
@@ -53,6 +60,13 @@ def run_one(dataset: str, seed: int, root: Path, data: Path, oracle: bool, meta:
     if epochs:
         raw["train"]["epochs"] = epochs
     params = params_from_dict(raw)
+    key = hashlib.sha256(json.dumps(raw, sort_keys=True, default=str).encode()).hexdigest()
+    cached, cached_users = root / "result.json", root / "per_user.parquet"
+    if cached.exists() and cached_users.exists():
+        result = json.loads(cached.read_text())
+        if result.pop("params_key", None) == key:
+            result["per_user"] = pd.read_parquet(cached_users)
+            return result
     paths = Paths(root)
     timings = {}
     for name, stage in (("ingest", ingest), ("validate", validate), ("split", split), ("build_graph", build_graph)):
@@ -71,8 +85,13 @@ def run_one(dataset: str, seed: int, root: Path, data: Path, oracle: bool, meta:
     details = json.loads(paths.eval_details.read_text())["cold_start"]
     per_user = pd.read_parquet(paths.cold_start_per_user)
     per_user["seed"] = seed
-    return {"seed": seed, "cold_start": metrics.get("cold_start", {}), "details": details, "timings": timings,
-            "known": {m: v.get(METRIC) for m, v in metrics.items() if m != "cold_start"}, "per_user": per_user}
+    result = {"seed": seed, "cold_start": metrics.get("cold_start", {}), "details": details, "timings": timings,
+              "known": {m: v.get(METRIC) for m, v in metrics.items() if m != "cold_start"}}
+    per_user.to_parquet(cached_users.with_suffix(".tmp"))
+    cached_users.with_suffix(".tmp").replace(cached_users)
+    cached.with_suffix(".tmp").write_text(json.dumps({**result, "params_key": key}, default=str))
+    cached.with_suffix(".tmp").replace(cached)
+    return {**result, "per_user": per_user}
 
 
 def paired(a: pd.DataFrame, b: pd.DataFrame, seed: int = 0) -> Optional[dict[str, Any]]:
@@ -196,13 +215,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     torch.set_num_threads(args.threads)
     data = data_root(args.data_root)
+    base = yaml.safe_load((REPO / "params.yaml").read_text())
     summaries = []
     for dataset in [d for d in args.datasets.split(",") if d]:
         runs = []
         for seed in [int(s) for s in args.seeds.split(",") if s]:
             root = REPO / ".bench-work" / "cold_start" / f"{dataset}-{seed}"
             t0 = time.perf_counter()
-            runs.append(run_one(dataset, seed, root, data, not args.no_oracle, not args.no_meta, args.epochs))
+            runs.append(run_one(dataset, seed, root, data, not args.no_oracle, not args.no_meta, args.epochs, base))
             print(f"{dataset} seed {seed}: {time.perf_counter() - t0:.0f} s", flush=True)
         summaries.append(summarise(dataset, runs))
     info = {**machine(), "threads": args.threads}

@@ -204,3 +204,32 @@ def test_gpu_validation_slice_comes_from_train_only():
     mask = carve_validation(users, items, 1 / 9)
     per_user = np.bincount(users[mask], minlength=6)
     assert list(per_user) == [0, 0, 1, 1, 2, 3]
+
+
+def test_cold_start_benchmark_pairs_users_and_picks_the_best_model():
+    import pandas as pd
+
+    from benchmarks.cold_start import paired, summarise
+
+    a = pd.DataFrame({"seed": [1, 1, 1, 2], "id": ["u1", "u2", "u3", "u1"], "ndcg@20": [0.5, 0.7, 0.9, 0.4]})
+    b = pd.DataFrame({"seed": [1, 1, 2, 2], "id": ["u1", "u2", "u1", "u9"], "ndcg@20": [0.3, 0.6, 0.4, 0.1]})
+    t = paired(a, b)
+    assert t["n"] == 3 and t["diff"] == round((0.2 + 0.1 + 0.0) / 3, 4)      # pairs by (seed, id); u3, u9 unmatched
+    assert t["ci"][0] <= t["diff"] <= t["ci"][1] and t["a"] == round(1.6 / 3, 4)
+
+    def run(seed, lg, pop):
+        users = {"lightgcn": {"k=1": {"ndcg@20": lg}}, "popularity": {"k=1": {"ndcg@20": pop}},
+                 "mf": {"k=1": {"ndcg@20": 0.1}}}
+        per_user = pd.DataFrame({"kind": "users", "k": 1, "seed": seed, "id": ["a", "b"],
+                                 "model": "lightgcn", "ndcg@20": [lg, lg]})
+        per_user = pd.concat([per_user, per_user.assign(model="popularity", **{"ndcg@20": pop}),
+                              per_user.assign(model="mf", **{"ndcg@20": 0.1})])
+        return {"seed": seed, "cold_start": {"users": users}, "per_user": per_user, "timings": {},
+                "details": {"models": {}, "test_users": 2, "features": True, "friends": False}, "known": {}}
+
+    s = summarise("toy", [run(1, 0.4, 0.2), run(2, 0.6, 0.2)])
+    assert s["users"]["lightgcn"]["k=1"] == {"mean": 0.5, "std": round(float(np.std([0.4, 0.6], ddof=1)), 4),
+                                             "draws": [0.4, 0.6]}
+    assert s["tests"]["k=1"]["best"] == "lightgcn"
+    assert s["tests"]["k=1"]["popularity"]["diff"] == 0.3 and s["tests"]["k=1"]["popularity"]["n"] == 4
+    assert s["tests"]["k=1"]["mf"]["diff"] == 0.4
