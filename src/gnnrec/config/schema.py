@@ -12,13 +12,14 @@ A model's own section is declared by the model class (``Model.Params``, a :class
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
+    PlainValidator,
     Strict,
     StrictBool,
     StrictInt,
@@ -73,23 +74,38 @@ def parse_metric(spec: str, key: str = "metric") -> tuple[str, int]:
 
 
 # ----------------------------------------------------------------------------------------- data
-class InteractionColumns(Section):
-    """Column names of the user's interactions file (generic ``csv`` / ``parquet`` sources)."""
+def _column_ref(value: Any) -> Union[str, int]:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 1:
+            raise ParamsError("", "a field position >= 1 (1 = the first field)", value)
+        return value
+    raise ParamsError("", "a column name, or a field position (1 = the first field)", repr(value))
 
-    user: StrictStr = "user_id"
-    item: StrictStr = "item_id"
-    rating: Optional[StrictStr] = None
-    timestamp: Optional[StrictStr] = None
+
+#: a column of a table file: its header name (a string), or its position counted from 1 (an integer;
+#: the only way to name a column of a file without a header, ``data.tabular.header: false``)
+ColumnRef = Annotated[Union[str, int], PlainValidator(_column_ref)]
+
+
+class InteractionColumns(Section):
+    """Columns of the user's interactions file (generic ``csv`` / ``parquet`` sources): names or positions."""
+
+    user: ColumnRef = "user_id"
+    item: ColumnRef = "item_id"
+    rating: Optional[ColumnRef] = None
+    timestamp: Optional[ColumnRef] = None
 
 
 class SocialColumns(Section):
-    src: StrictStr = "src"
-    dst: StrictStr = "dst"
+    src: ColumnRef = "src"
+    dst: ColumnRef = "dst"
 
 
 class ItemColumns(Section):
-    item: StrictStr = "item_id"
-    name: Optional[StrictStr] = None
+    item: ColumnRef = "item_id"
+    name: Optional[ColumnRef] = None
 
 
 class TabularConfig(Section):
@@ -102,9 +118,9 @@ class TabularConfig(Section):
     class UserColumns(Section):
         """Columns of the user side-features file (``data.tabular.users``)."""
 
-        user: StrictStr = "user_id"
+        user: ColumnRef = "user_id"
         #: source columns used as categorical features; None: every column but ``user``
-        features: Optional[tuple[StrictStr, ...]] = None
+        features: Optional[tuple[ColumnRef, ...]] = None
 
         @model_validator(mode="after")
         def _check_features(self) -> "TabularConfig.UserColumns":
@@ -120,6 +136,8 @@ class TabularConfig(Section):
                 if name in seen:
                     raise ParamsError("features", f"distinct column names ({name!r} is listed twice)",
                                       list(self.features))
+                if isinstance(name, int):
+                    continue
                 if name in RESERVED_FEATURE_NAMES or name.startswith("__") or not name.strip():
                     raise ParamsError("features", f"column names other than {', '.join(RESERVED_FEATURE_NAMES)}, "
                                       "empty names and names starting with '__' (reserved)", list(self.features))
@@ -131,6 +149,8 @@ class TabularConfig(Section):
     items: Optional[StrictStr] = None
     users: Optional[StrictStr] = None
     sep: StrictStr = ","
+    #: false: the delimited files have no header line; columns are then named by position (1 = first)
+    header: StrictBool = True
     columns: InteractionColumns = InteractionColumns()
     social_columns: SocialColumns = SocialColumns()
     item_columns: ItemColumns = ItemColumns()
@@ -142,6 +162,19 @@ class TabularConfig(Section):
             raise ParamsError("sep", "a single character (or '\\t')", self.sep)
         if self.sep in ("\n", "\r", '"'):  # line breaks and the quote character cannot separate fields
             raise ParamsError("sep", "a single character other than a line break or '\"'", repr(self.sep))
+        if not self.header:
+            groups = {"columns": True, "social_columns": self.social, "item_columns": self.items,
+                      "user_columns": self.users}          # the column maps of the files in use
+            named = [(f"{group}.{key}", value) for group, used in groups.items() if used
+                     for key, value in getattr(self, group).model_dump().items()
+                     if key != "features" and isinstance(value, str)]
+            if self.users:
+                named += [("user_columns.features", v) for v in self.user_columns.features or ()
+                          if isinstance(v, str)]
+            if named:
+                key, value = named[0]
+                raise ParamsError(key, "a field position (1 = the first field): data.tabular.header is false, "
+                                  "so the files' columns have no names", value)
         return self
 
 
@@ -223,9 +256,22 @@ class SplitConfig(Section):
         return self
 
 
+class PlantedNoiseConfig(Section):
+    """Fake ties planted into the training social graph before the filter (:mod:`gnnrec.social_noise`)."""
+
+    #: fakes per existing tie (``share · |ties|`` are added; 0: none)
+    share: Annotated[Number, Field(ge=0, le=100)] = 0.0
+    kind: Literal["random", "hard"] = "random"
+    #: seeds the fakes; None: the run's ``seed``
+    seed: Optional[StrictInt] = None
+
+
 class SocialGraphConfig(Section):
     min_common_items: Annotated[StrictInt, Field(ge=0)] = 2
     min_jaccard: Unit = 0.04
+    #: build_graph warns (and the report says so) when the filter drops more than this share of the ties
+    warn_drop_share: Unit = 0.9
+    noise: PlantedNoiseConfig = PlantedNoiseConfig()
 
 
 class GraphConfig(Section):
@@ -336,6 +382,6 @@ def _plain(value: Any) -> Any:
 __all__ = ["ColdStartEvaluate", "ColdStartSplit", "DataConfig", "EvaluateConfig",
             "Fanouts", "GraphConfig", "InteractionColumns", "ItemColumns",
            "LayerCombination", "ModelParams", "NoParams", "Number", "OpenUnit", "PositiveInt", "PositiveNumber",
-           "ReportConfig",
-           "SageAggregator", "Section", "SocialColumns", "SocialGraphConfig", "SplitConfig", "SyntheticConfig",
+           "PlantedNoiseConfig", "ReportConfig", "SageAggregator", "Section", "SocialColumns", "SocialGraphConfig",
+           "SplitConfig", "SyntheticConfig",
            "TRAIN_OVERRIDES", "TabularConfig", "TrainConfig", "Unit", "ValidateConfig", "parse_metric"]

@@ -159,10 +159,39 @@ def user_feature_columns(names: Sequence[str], user: str, features: Optional[Seq
     return {"user": user, **{name: name for name in features}}
 
 
+def column_names(path: Path, source: str, sep: str, header: bool) -> list[str]:
+    """The columns of a table file as the loader names them: its header (a Parquet file's schema), or for a
+    delimited file without a header ``field_1 .. field_n`` (``n`` = the fields of its first line)."""
+    if source == "parquet":
+        return parquet_columns(path)
+    first = delimited_header(path, sep=sep)
+    return list(first) if header else [f"field_{i}" for i in range(1, len(first) + 1)]
+
+
+def resolve_column(ref: "str | int", names: Optional[Sequence[str]], path: Path, key: str) -> str:
+    """A ``data.tabular`` column (a name, or a 1-based field position) → the column's name in the file."""
+    if isinstance(ref, str):
+        return ref
+    assert names is not None
+    if ref > len(names):
+        raise DataError(f"{key} is field {ref}, but the file has {len(names)} field{'s' if len(names) != 1 else ''} "
+                        "per line", file=str(path), column=f"field {ref}")
+    return names[ref - 1]
+
+
+_GROUPS = {"interactions": "columns", "social": "social_columns", "items": "item_columns", "users": "user_columns"}
+
+
 def load(params: "Params") -> RawTables:
-    """Load the generic ``csv`` or ``parquet`` source described by ``params.data.tabular``."""
+    """Load the generic ``csv`` or ``parquet`` source described by ``params.data.tabular``.
+
+    Columns are named by their header names or by 1-based positions; a delimited file without a header
+    (``data.tabular.header: false``) can only be addressed by position, and its fields are called
+    ``field_1``, ``field_2``, ... in messages."""
     tab = params.data.tabular
     source = params.data.source
+    sep = _separator(tab.sep)
+    header = tab.header or source == "parquet"
     folder = data_dir(params)
     files = {"interactions": tab.interactions, "social": tab.social, "items": tab.items, "users": tab.users}
     paths = {table: _source_file(folder, name) for table, name in files.items() if name}
@@ -171,19 +200,34 @@ def load(params: "Params") -> RawTables:
 
     columns: dict[str, dict[str, str]] = {}
 
-    def read(table: str, cols: dict[str, Optional[str]], allow_empty: bool = False) -> pd.DataFrame:
-        wanted = {out: src for out, src in cols.items() if src is not None}
-        columns[table] = wanted
+    def names_of(table: str, refs) -> Optional[list[str]]:
+        """The file's column names, where they are needed (no header, or a column named by position)."""
+        if header and not any(isinstance(ref, int) for ref in refs):
+            return None
+        return column_names(paths[table], source, sep, header)
+
+    def read(table: str, cols: dict[str, "str | int | None"], allow_empty: bool = False,
+             names: Optional[list[str]] = None) -> pd.DataFrame:
         path = require_file(paths[table], f"{table} (data.tabular.{table})")
+        refs = {out: ref for out, ref in cols.items() if ref is not None}
+        names = names if names is not None else names_of(table, refs.values())
+        wanted = {out: resolve_column(ref, names, path, f"data.tabular.{_GROUPS[table]}.{out}")
+                  for out, ref in refs.items()}
+        columns[table] = wanted
         if source == "parquet":
             return read_parquet_table(path, wanted, allow_empty=allow_empty)
-        return read_delimited(path, wanted, sep=_separator(tab.sep), allow_empty=allow_empty)
+        return read_delimited(path, wanted, sep=sep, header=header, field_names=None if header else names,
+                              allow_empty=allow_empty)
 
     def users_table() -> pd.DataFrame:
         path = require_file(paths["users"], "users (data.tabular.users)")
-        names = parquet_columns(path) if source == "parquet" else delimited_header(path, sep=_separator(tab.sep))
-        cols = user_feature_columns(names, tab.user_columns.user, tab.user_columns.features, path)
-        return read("users", dict(cols), allow_empty=True)  # a header-only file: no user has features
+        names = column_names(path, source, sep, header)
+        key = "data.tabular.user_columns"
+        user = resolve_column(tab.user_columns.user, names, path, f"{key}.user")
+        features = (None if tab.user_columns.features is None else
+                    [resolve_column(ref, names, path, f"{key}.features") for ref in tab.user_columns.features])
+        cols = user_feature_columns(names, user, features, path)
+        return read("users", dict(cols), allow_empty=True, names=names)  # a header-only file: no features
 
     c = tab.columns
     interactions = read("interactions", {"user": c.user, "item": c.item, "rating": c.rating,
