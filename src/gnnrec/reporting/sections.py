@@ -98,9 +98,13 @@ def graph_section(graph: Mapping[str, Any]) -> dict:
     if social:
         noise = social.get("noise")
         ties_in = social.get("ties_in") or 0
+        total = ties_in + (social.get("planted") or 0)
+        planted = social.get("planted_noise")
         social_ctx = {
             "ties_in": ties_in, "kept": social.get("kept"), "dropped": social.get("dropped"),
-            "dropped_share": (social.get("dropped") or 0) / ties_in if ties_in else None,
+            "dropped_share": social.get("dropped_share", (social.get("dropped") or 0) / total if total else None),
+            "planted": social.get("planted") or 0, "planted_noise": dict(planted) if planted else None,
+            "over_filtered": bool(social.get("over_filtered")), "warn_drop_share": social.get("warn_drop_share"),
             "min_common_items": social.get("min_common_items"), "min_jaccard": social.get("min_jaccard"),
             "degrees": [_degree_row("Out-degree before filter", social.get("out_degree_before")),
                         _degree_row("Out-degree after filter", social.get("out_degree_after"))],

@@ -3,11 +3,15 @@
 The social graph keeps a tie only when the two users' *training* item sets overlap enough
 (``graph.social.min_common_items``, ``graph.social.min_jaccard``); validation and test items never leak
 into the filter. Where the data carries ground truth about noisy ties (the synthetic default), the
-filter's precision and recall at removing them are reported.
+filter's precision and recall at removing them are reported; ``graph.social.noise`` plants known fake ties
+among the training users before the filter (:mod:`gnnrec.social_noise`), scored the same way, and
+``graph.npz``'s ``social_fake`` marks the kept ties that are known noise. A filter that drops more than
+``graph.social.warn_drop_share`` of the ties is warned about (``over_filtered`` in ``reports/graph.json``).
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
@@ -16,7 +20,10 @@ from gnnrec.config import Params
 from gnnrec.features import encode_table, feature_columns, n_levels, vocabulary
 from gnnrec.io import read_parquet, save_arrays, write_json
 from gnnrec.paths import Paths
+from gnnrec.social_noise import plant_fake_ties
 from gnnrec.social_ties import filter_social_ties
+
+log = logging.getLogger("gnnrec.build_graph")
 
 
 def degree_summary(degrees: np.ndarray) -> dict[str, float]:
@@ -62,22 +69,42 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
     social = social[~touches_cold].reset_index(drop=True)
     src = social["src"].to_numpy(np.int64)
     dst = social["dst"].to_numpy(np.int64)
+    known_noise = social["noise"].to_numpy(dtype=bool) if "noise" in social.columns else None
+    cfg = params.graph.social
+    planted = np.zeros(len(src), dtype=bool)
+    if len(social) and cfg.noise.share > 0:     # known fakes, before the filter, among the training users only
+        seed = params.seed if cfg.noise.seed is None else cfg.noise.seed
+        fake_src, fake_dst = plant_fake_ties(n_users, n_items, tu, ti, src, dst, cfg.noise.share, cfg.noise.kind,
+                                             seed)
+        src, dst = np.concatenate([src, fake_src]), np.concatenate([dst, fake_dst])
+        planted = np.concatenate([planted, np.ones(len(fake_src), dtype=bool)])
+        if known_noise is not None:
+            known_noise = np.concatenate([known_noise, np.zeros(len(fake_src), dtype=bool)])
     keep = np.zeros(0, dtype=bool)
-    if len(social):
-        cfg = params.graph.social
+    if len(src):
         filt = filter_social_ties(n_users, n_items, tu, ti, src, dst, cfg.min_common_items, cfg.min_jaccard)
         keep = filt.keep
+        dropped_share = float((~keep).mean())
         stats["social"] = {
-            "ties_in": len(social), "held_out_user_ties": held_out_ties,
-            "kept": int(keep.sum()), "dropped": int((~keep).sum()),
+            "ties_in": len(social), "held_out_user_ties": held_out_ties, "planted": int(planted.sum()),
+            "kept": int(keep.sum()), "dropped": int((~keep).sum()), "dropped_share": round(dropped_share, 6),
             "min_common_items": cfg.min_common_items, "min_jaccard": cfg.min_jaccard,
+            "warn_drop_share": cfg.warn_drop_share, "over_filtered": dropped_share > cfg.warn_drop_share,
             "out_degree_before": degree_summary(np.bincount(src, minlength=n_users)),
             "out_degree_after": degree_summary(np.bincount(src[keep], minlength=n_users)),
-            "noise": (noise_scores(social["noise"].to_numpy(dtype=bool), keep)
-                      if "noise" in social.columns else None),
+            "noise": noise_scores(known_noise, keep) if known_noise is not None else None,
+            "planted_noise": ({"share": cfg.noise.share, "kind": cfg.noise.kind, **noise_scores(planted, keep)}
+                              if planted.any() else None),
         }
+        if dropped_share > cfg.warn_drop_share:
+            log.warning("the social filter dropped %d of %d ties (%.1f%%, more than graph.social.warn_drop_share = "
+                        "%g): the social models train on few ties; loosen graph.social.min_common_items / "
+                        "min_jaccard for sparse data", int((~keep).sum()), len(keep), 100 * dropped_share,
+                        cfg.warn_drop_share)
     arrays = {"n_users": np.int64(n_users), "n_items": np.int64(n_items),
-              "train_user": tu, "train_item": ti, "social_src": src[keep], "social_dst": dst[keep]}
+              "train_user": tu, "train_item": ti, "social_src": src[keep], "social_dst": dst[keep],
+              # which kept ties are known noise (planted, or marked by the data): to score a model's gate
+              "social_fake": (planted | (known_noise if known_noise is not None else False))[keep].astype(np.int8)}
     columns = feature_columns(users)
     if columns:          # side features as codes over the training users' values (models with user_features)
         table = users.set_index("user_id")[columns].astype(str)
