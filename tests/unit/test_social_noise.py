@@ -88,7 +88,7 @@ def _project(tmp_path, n_users=60, n_items=50):
 
 def test_build_graph_plants_marks_and_scores_the_fakes(tmp_path, caplog):
     paths, social = _project(tmp_path)
-    params = params_from_dict({"graph": {"social": {"min_common_items": 0, "min_jaccard": 0.0,
+    params = params_from_dict({"graph": {"social": {"method": "none",
                                                     "noise": {"share": 0.5, "kind": "random", "seed": 5}}}})
     build_graph.run(params, paths)
     graph = load_arrays(paths.graph)
@@ -106,7 +106,8 @@ def test_build_graph_plants_marks_and_scores_the_fakes(tmp_path, caplog):
     assert not np.isin(fakes, np.arange(55, 60)).any()                  # never a held-out (new) user
     assert stats["planted_noise"]["recall"] == 0.0 and stats["over_filtered"] is False
 
-    strict = params_from_dict({"graph": {"social": {"min_common_items": 50, "warn_drop_share": 0.5,
+    strict = params_from_dict({"graph": {"social": {"method": "overlap", "min_common_items": 50,
+                                                    "warn_drop_share": 0.5,
                                                     "noise": {"share": 0.5, "seed": 5}}}})
     with caplog.at_level(logging.WARNING, logger="gnnrec.build_graph"):
         build_graph.run(strict, paths)

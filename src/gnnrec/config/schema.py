@@ -12,57 +12,44 @@ A model's own section is declared by the model class (``Model.Params``, a :class
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal, Optional
 
 from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
     Field,
-    PlainValidator,
-    Strict,
     StrictBool,
     StrictInt,
     StrictStr,
     model_validator,
 )
 
+from gnnrec.config.base import (  # noqa: F401  (re-exported: the schema's building blocks)
+    Fanouts,
+    Number,
+    OpenUnit,
+    PositiveInt,
+    PositiveInts,
+    PositiveNumber,
+    Section,
+    Unit,
+)
+from gnnrec.config.data_schema import (  # noqa: F401  (re-exported: the data section)
+    ColumnRef,
+    DataConfig,
+    InteractionColumns,
+    ItemColumns,
+    SocialColumns,
+    SyntheticConfig,
+    TabularConfig,
+)
 from gnnrec.constants import (
     METRIC_NAMES,
     LayerCombination,
     LossName,
     NegativeStrategy,
     SageAggregator,
-    SourceName,
     SplitMethod,
 )
 from gnnrec.errors import ParamsError
-
-#: a strict finite number (an integer is accepted, a string, a bool, NaN or inf is not)
-Number = Annotated[float, Strict(), Field(allow_inf_nan=False)]
-Unit = Annotated[Number, Field(ge=0, le=1)]                 # a share: 0 ≤ x ≤ 1
-OpenUnit = Annotated[Number, Field(ge=0, lt=1)]             # a dropout probability: 0 ≤ p < 1
-PositiveInt = Annotated[StrictInt, Field(gt=0)]
-PositiveNumber = Annotated[Number, Field(gt=0)]
-
-
-def _check_positive_ints(value: tuple[int, ...]) -> tuple[int, ...]:
-    if not value or any(f < 1 for f in value):
-        raise ParamsError("", "a non-empty list of integers >= 1", list(value))
-    return value
-
-
-#: a non-empty list of integers >= 1 (checked as a whole, so the error names the list)
-PositiveInts = Annotated[tuple[StrictInt, ...], AfterValidator(_check_positive_ints)]
-#: sampled neighbours per hop, one entry per layer
-Fanouts = PositiveInts
-
-
-
-class Section(BaseModel):
-    """Base of every section: unknown keys are errors, instances are immutable."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=False)
 
 
 def parse_metric(spec: str, key: str = "metric") -> tuple[str, int]:
@@ -71,146 +58,6 @@ def parse_metric(spec: str, key: str = "metric") -> tuple[str, int]:
     if not sep or name not in METRIC_NAMES or not k.isdigit() or int(k) < 1:
         raise ParamsError(key, f"<metric>@<K> with metric in {', '.join(METRIC_NAMES)} (e.g. ndcg@20)", spec)
     return name, int(k)
-
-
-# ----------------------------------------------------------------------------------------- data
-def _column_ref(value: Any) -> Union[str, int]:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        if value < 1:
-            raise ParamsError("", "a field position >= 1 (1 = the first field)", value)
-        return value
-    raise ParamsError("", "a column name, or a field position (1 = the first field)", repr(value))
-
-
-#: a column of a table file: its header name (a string), or its position counted from 1 (an integer;
-#: the only way to name a column of a file without a header, ``data.tabular.header: false``)
-ColumnRef = Annotated[Union[str, int], PlainValidator(_column_ref)]
-
-
-class InteractionColumns(Section):
-    """Columns of the user's interactions file (generic ``csv`` / ``parquet`` sources): names or positions."""
-
-    user: ColumnRef = "user_id"
-    item: ColumnRef = "item_id"
-    rating: Optional[ColumnRef] = None
-    timestamp: Optional[ColumnRef] = None
-
-
-class SocialColumns(Section):
-    src: ColumnRef = "src"
-    dst: ColumnRef = "dst"
-
-
-class ItemColumns(Section):
-    item: ColumnRef = "item_id"
-    name: Optional[ColumnRef] = None
-
-
-class TabularConfig(Section):
-    """Files of the generic ``csv`` / ``parquet`` sources, relative to ``data.path`` (or absolute).
-
-    ``users`` names an optional file of user side features; ``user_columns.user`` is its user id column
-    and ``user_columns.features`` the columns to use as categorical features (``None``: every column but
-    the user id column)."""
-
-    class UserColumns(Section):
-        """Columns of the user side-features file (``data.tabular.users``)."""
-
-        user: ColumnRef = "user_id"
-        #: source columns used as categorical features; None: every column but ``user``
-        features: Optional[tuple[ColumnRef, ...]] = None
-
-        @model_validator(mode="after")
-        def _check_features(self) -> "TabularConfig.UserColumns":
-            from gnnrec.constants import RESERVED_FEATURE_NAMES
-
-            if self.features is None:
-                return self
-            seen: set[str] = set()
-            for name in self.features:
-                if name == self.user:
-                    raise ParamsError("features", f"feature columns other than the user id column {self.user!r}",
-                                      list(self.features))
-                if name in seen:
-                    raise ParamsError("features", f"distinct column names ({name!r} is listed twice)",
-                                      list(self.features))
-                if isinstance(name, int):
-                    continue
-                if name in RESERVED_FEATURE_NAMES or name.startswith("__") or not name.strip():
-                    raise ParamsError("features", f"column names other than {', '.join(RESERVED_FEATURE_NAMES)}, "
-                                      "empty names and names starting with '__' (reserved)", list(self.features))
-                seen.add(name)
-            return self
-
-    interactions: StrictStr = "interactions.csv"
-    social: Optional[StrictStr] = None
-    items: Optional[StrictStr] = None
-    users: Optional[StrictStr] = None
-    sep: StrictStr = ","
-    #: false: the delimited files have no header line; columns are then named by position (1 = first)
-    header: StrictBool = True
-    columns: InteractionColumns = InteractionColumns()
-    social_columns: SocialColumns = SocialColumns()
-    item_columns: ItemColumns = ItemColumns()
-    user_columns: UserColumns = UserColumns()
-
-    @model_validator(mode="after")
-    def _check_sep(self) -> "TabularConfig":
-        if len(self.sep) != 1 and self.sep not in ("\\t", "\t"):
-            raise ParamsError("sep", "a single character (or '\\t')", self.sep)
-        if self.sep in ("\n", "\r", '"'):  # line breaks and the quote character cannot separate fields
-            raise ParamsError("sep", "a single character other than a line break or '\"'", repr(self.sep))
-        if not self.header:
-            groups = {"columns": True, "social_columns": self.social, "item_columns": self.items,
-                      "user_columns": self.users}          # the column maps of the files in use
-            named = [(f"{group}.{key}", value) for group, used in groups.items() if used
-                     for key, value in getattr(self, group).model_dump().items()
-                     if key != "features" and isinstance(value, str)]
-            if self.users:
-                named += [("user_columns.features", v) for v in self.user_columns.features or ()
-                          if isinstance(v, str)]
-            if named:
-                key, value = named[0]
-                raise ParamsError(key, "a field position (1 = the first field): data.tabular.header is false, "
-                                  "so the files' columns have no names", value)
-        return self
-
-
-class SyntheticConfig(Section):
-    """Shape of the embedded synthetic social-recommendation dataset (generated from ``seed``)."""
-
-    n_users: Annotated[StrictInt, Field(ge=2)] = 5500
-    n_items: Annotated[StrictInt, Field(ge=2)] = 3000
-    n_interactions: Annotated[StrictInt, Field(ge=2)] = 100_000
-    n_communities: Annotated[StrictInt, Field(ge=2)] = 10
-    n_social: Annotated[StrictInt, Field(ge=0)] = 27_500
-    #: share of the social ties that are uniformly random pairs (``kind`` random, ``noise`` 1)
-    noise_share: Unit = 0.3
-    #: share of the social ties that are hard fakes: users of different communities who share popular
-    #: items (``kind`` hard, ``noise`` 1)
-    hard_fake_share: Unit = 0.1
-    popularity_exponent: Annotated[Number, Field(ge=0)] = 0.9
-    community_affinity: Unit = 0.75
-
-    @model_validator(mode="after")
-    def _check_density(self) -> "SyntheticConfig":
-        if self.n_interactions > self.n_users * self.n_items // 2:
-            raise ParamsError("n_interactions", "at most half of n_users * n_items", self.n_interactions)
-        if self.noise_share + self.hard_fake_share > 1:
-            raise ParamsError("hard_fake_share", f"at most 1 - noise_share = {1 - self.noise_share:g} (both are "
-                              "shares of n_social)", self.hard_fake_share)
-        return self
-
-
-class DataConfig(Section):
-    source: SourceName = "synthetic"
-    path: Annotated[StrictStr, Field(min_length=1)] = "data/synthetic"
-    min_rating: Optional[Number] = None
-    k_core: Optional[PositiveInt] = None
-    synthetic: SyntheticConfig = SyntheticConfig()
-    tabular: TabularConfig = TabularConfig()
 
 
 class ValidateConfig(Section):
@@ -266,9 +113,25 @@ class PlantedNoiseConfig(Section):
     seed: Optional[StrictInt] = None
 
 
+class TasteFilterConfig(Section):
+    """The ``taste`` social filter (:mod:`gnnrec.social_filter`)."""
+
+    #: SVD ranks tried for the taste vectors; the one under which the ties look least random is used
+    ranks: PositiveInts = (4, 6, 8, 10, 12, 16, 24, 32, 48, 64)
+    #: users of about the tie's degree drawn per tie for its p-value
+    null_draws: Annotated[StrictInt, Field(ge=10)] = 100
+    #: keep a tie when its estimated probability of being noise is below this
+    max_lfdr: Annotated[Number, Field(gt=0, le=1)] = 0.5
+    #: add the users' side features (where the data has them) to the taste vectors
+    use_features: StrictBool = True
+
+
 class SocialGraphConfig(Section):
-    min_common_items: Annotated[StrictInt, Field(ge=0)] = 2
-    min_jaccard: Unit = 0.04
+    #: taste (significance of taste similarity against a degree-matched null), overlap (fixed thresholds), none
+    method: Literal["taste", "overlap", "none"] = "taste"
+    taste: TasteFilterConfig = TasteFilterConfig()
+    min_common_items: Annotated[StrictInt, Field(ge=0)] = 2          # overlap: this many common training items
+    min_jaccard: Unit = 0.04                                         # ... and this Jaccard similarity
     #: build_graph warns (and the report says so) when the filter drops more than this share of the ties
     warn_drop_share: Unit = 0.9
     noise: PlantedNoiseConfig = PlantedNoiseConfig()
@@ -383,5 +246,5 @@ __all__ = ["ColdStartEvaluate", "ColdStartSplit", "DataConfig", "EvaluateConfig"
             "Fanouts", "GraphConfig", "InteractionColumns", "ItemColumns",
            "LayerCombination", "ModelParams", "NoParams", "Number", "OpenUnit", "PositiveInt", "PositiveNumber",
            "PlantedNoiseConfig", "ReportConfig", "SageAggregator", "Section", "SocialColumns", "SocialGraphConfig",
-           "SplitConfig", "SyntheticConfig",
+           "SplitConfig", "SyntheticConfig", "TasteFilterConfig",
            "TRAIN_OVERRIDES", "TabularConfig", "TrainConfig", "Unit", "ValidateConfig", "parse_metric"]

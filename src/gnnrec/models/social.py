@@ -33,7 +33,7 @@ class SocialGNN(WholeGraphRecommender):
     down-weight *all* of its ties); without attention every gate is 1.
 
     The social ties come from ``prepare(graph)`` (``graph.npz``'s ``social_src``/``social_dst``, the ties
-    kept by the overlap filter); a graph without ties is a :class:`GraphInputError`.
+    kept by the social filter, graph.social.method); a graph without ties is a :class:`GraphInputError`.
 
     Args:
         n_users (int), n_items (int): sizes.
@@ -85,7 +85,7 @@ class SocialGNN(WholeGraphRecommender):
         src, dst = graph_tensor(graph, "social_src"), graph_tensor(graph, "social_dst")
         if src.numel() == 0:
             raise GraphInputError("model 'social' needs social ties, but the graph has none (the dataset has "
-                                  "no social file, or graph.social's overlap filter dropped every tie)")
+                                  "no social file, or graph.social's filter dropped every tie)")
         if int(torch.cat([src, dst]).max()) >= self.n_users or int(torch.cat([src, dst]).min()) < 0:
             raise GraphInputError("social ties name users outside 0..n_users-1")
         both_src, both_dst = torch.cat([src, dst]), torch.cat([dst, src])
@@ -143,7 +143,7 @@ class SocialGNN(WholeGraphRecommender):
                     friend_weight: Optional[float] = None, **settings: Any) -> Tensor:
         r"""The served path: the mean of the known items' final embeddings plus ``friend_weight`` times the
         gated mean of the named friends' final embeddings, :math:`\frac{1}{|F|}\sum_{v \in F} g_{uv}
-        \mathbf{e}_v`. The ties bypass the overlap filter (a new user overlaps with nobody); the trained
+        \mathbf{e}_v`. The ties bypass the social filter (a new user has no taste to compare); the trained
         gate weighs each one, with the mean of the items' layer-0 rows standing in for the new user's."""
         from gnnrec.models.inductive import flat_lists, mean_rows
 

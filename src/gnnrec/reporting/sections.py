@@ -105,6 +105,8 @@ def graph_section(graph: Mapping[str, Any]) -> dict:
             "dropped_share": social.get("dropped_share", (social.get("dropped") or 0) / total if total else None),
             "planted": social.get("planted") or 0, "planted_noise": dict(planted) if planted else None,
             "over_filtered": bool(social.get("over_filtered")), "warn_drop_share": social.get("warn_drop_share"),
+            "method": social.get("method", "overlap"), "pi0": social.get("pi0"), "rank": social.get("rank"),
+            "max_lfdr": social.get("max_lfdr"), "with_features": social.get("with_features"),
             "min_common_items": social.get("min_common_items"), "min_jaccard": social.get("min_jaccard"),
             "degrees": [_degree_row("Out-degree before filter", social.get("out_degree_before")),
                         _degree_row("Out-degree after filter", social.get("out_degree_after"))],

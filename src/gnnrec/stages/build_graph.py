@@ -20,6 +20,7 @@ from gnnrec.config import Params
 from gnnrec.features import encode_table, feature_columns, n_levels, vocabulary
 from gnnrec.io import read_parquet, save_arrays, write_json
 from gnnrec.paths import Paths
+from gnnrec.social_filter import filter_by_taste
 from gnnrec.social_noise import plant_fake_ties
 from gnnrec.social_ties import filter_social_ties
 
@@ -43,6 +44,27 @@ def noise_scores(noise: np.ndarray, keep: np.ndarray) -> dict[str, Any]:
     return {"noisy_ties": noisy, "dropped_noisy": dropped_noisy, "dropped_genuine": n_dropped - dropped_noisy,
             "precision": round(dropped_noisy / n_dropped, 6) if n_dropped else 0.0,
             "recall": round(dropped_noisy / noisy, 6) if noisy else 0.0}
+
+
+def _filter(params: Params, n_users: int, n_items: int, tu: np.ndarray, ti: np.ndarray, src: np.ndarray,
+            dst: np.ndarray, features: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
+    """The kept ties by ``graph.social.method`` and that method's figures for graph.json."""
+    cfg = params.graph.social
+    if cfg.method == "none":
+        return np.ones(len(src), dtype=bool), {}
+    if cfg.method == "overlap":
+        filt = filter_social_ties(n_users, n_items, tu, ti, src, dst, cfg.min_common_items, cfg.min_jaccard)
+        return filt.keep, {"min_common_items": cfg.min_common_items, "min_jaccard": cfg.min_jaccard}
+    taste = cfg.taste
+    with_features = taste.use_features and "user_feature_codes" in features
+    filt = filter_by_taste(n_users, n_items, tu, ti, src, dst, ranks=taste.ranks, null_draws=taste.null_draws,
+                           max_lfdr=taste.max_lfdr, seed=params.seed,
+                           feature_codes=features.get("user_feature_codes") if with_features else None,
+                           n_levels=int(features.get("n_feature_levels", 0)) if with_features else 0)
+    return filt.keep, {"pi0": round(filt.pi0, 6), "rank": filt.rank, "pi0_by_rank": filt.pi0_by_rank,
+                       "max_lfdr": taste.max_lfdr, "null_draws": taste.null_draws, "with_features": with_features,
+                       "similarity_kept_mean": round(float(filt.similarity[filt.keep].mean()), 6)
+                       if filt.keep.any() else None}
 
 
 def run(params: Params, paths: Paths) -> dict[str, Any]:
@@ -70,6 +92,7 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
     src = social["src"].to_numpy(np.int64)
     dst = social["dst"].to_numpy(np.int64)
     known_noise = social["noise"].to_numpy(dtype=bool) if "noise" in social.columns else None
+    kinds = social["kind"].astype(str).to_numpy() if "kind" in social.columns else None
     cfg = params.graph.social
     planted = np.zeros(len(src), dtype=bool)
     if len(social) and cfg.noise.share > 0:     # known fakes, before the filter, among the training users only
@@ -79,39 +102,46 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
         src, dst = np.concatenate([src, fake_src]), np.concatenate([dst, fake_dst])
         planted = np.concatenate([planted, np.ones(len(fake_src), dtype=bool)])
         if known_noise is not None:
-            known_noise = np.concatenate([known_noise, np.zeros(len(fake_src), dtype=bool)])
-    keep = np.zeros(0, dtype=bool)
-    if len(src):
-        filt = filter_social_ties(n_users, n_items, tu, ti, src, dst, cfg.min_common_items, cfg.min_jaccard)
-        keep = filt.keep
-        dropped_share = float((~keep).mean())
-        stats["social"] = {
-            "ties_in": len(social), "held_out_user_ties": held_out_ties, "planted": int(planted.sum()),
-            "kept": int(keep.sum()), "dropped": int((~keep).sum()), "dropped_share": round(dropped_share, 6),
-            "min_common_items": cfg.min_common_items, "min_jaccard": cfg.min_jaccard,
-            "warn_drop_share": cfg.warn_drop_share, "over_filtered": dropped_share > cfg.warn_drop_share,
-            "out_degree_before": degree_summary(np.bincount(src, minlength=n_users)),
-            "out_degree_after": degree_summary(np.bincount(src[keep], minlength=n_users)),
-            "noise": noise_scores(known_noise, keep) if known_noise is not None else None,
-            "planted_noise": ({"share": cfg.noise.share, "kind": cfg.noise.kind, **noise_scores(planted, keep)}
-                              if planted.any() else None),
-        }
-        if dropped_share > cfg.warn_drop_share:
-            log.warning("the social filter dropped %d of %d ties (%.1f%%, more than graph.social.warn_drop_share = "
-                        "%g): the social models train on few ties; loosen graph.social.min_common_items / "
-                        "min_jaccard for sparse data", int((~keep).sum()), len(keep), 100 * dropped_share,
-                        cfg.warn_drop_share)
-    arrays = {"n_users": np.int64(n_users), "n_items": np.int64(n_items),
-              "train_user": tu, "train_item": ti, "social_src": src[keep], "social_dst": dst[keep],
-              # which kept ties are known noise (planted, or marked by the data): to score a model's gate
-              "social_fake": (planted | (known_noise if known_noise is not None else False))[keep].astype(np.int8)}
+            known_noise = np.concatenate([known_noise, np.ones(len(fake_src), dtype=bool)])   # fakes are noise
+        if kinds is not None:
+            kinds = np.concatenate([kinds, np.full(len(fake_src), f"planted {cfg.noise.kind}")])
+    features: dict[str, Any] = {}
     columns = feature_columns(users)
     if columns:          # side features as codes over the training users' values (models with user_features)
         table = users.set_index("user_id")[columns].astype(str)
         vocab = vocabulary(table, np.unique(tu))
-        arrays["user_feature_codes"] = encode_table(table.reindex(np.arange(n_users)), vocab)
-        arrays["n_feature_levels"] = np.int64(n_levels(vocab))
-        stats["user_features"] = {"columns": columns, "levels": int(arrays["n_feature_levels"])}
+        features = {"user_feature_codes": encode_table(table.reindex(np.arange(n_users)), vocab),
+                    "n_feature_levels": np.int64(n_levels(vocab))}
+        stats["user_features"] = {"columns": columns, "levels": int(features["n_feature_levels"])}
+    keep = np.zeros(0, dtype=bool)
+    if len(src):
+        keep, method_stats = _filter(params, n_users, n_items, tu, ti, src, dst, features)
+        dropped_share = float((~keep).mean())
+        stats["social"] = {
+            "ties_in": len(social), "held_out_user_ties": held_out_ties, "planted": int(planted.sum()),
+            "method": cfg.method, **method_stats,
+            "kept": int(keep.sum()), "dropped": int((~keep).sum()), "dropped_share": round(dropped_share, 6),
+            "warn_drop_share": cfg.warn_drop_share, "over_filtered": dropped_share > cfg.warn_drop_share,
+            "out_degree_before": degree_summary(np.bincount(src, minlength=n_users)),
+            "out_degree_after": degree_summary(np.bincount(src[keep], minlength=n_users)),
+            "noise": noise_scores(known_noise, keep) if known_noise is not None else None,
+            # per kind of noise, against the genuine ties only (the other kinds left out)
+            "noise_by_kind": ({k: noise_scores((kinds == k)[part], keep[part]) for k in sorted(set(kinds) - {"genuine"})
+                               for part in [(kinds == k) | (kinds == "genuine")]} if kinds is not None else None),
+            "planted_noise": ({"share": cfg.noise.share, "kind": cfg.noise.kind, **noise_scores(planted, keep)}
+                              if planted.any() else None),
+        }
+        if dropped_share > cfg.warn_drop_share:
+            why = (f"it estimates that {100 * method_stats['pi0']:.0f}% of the ties are no more alike in taste than "
+                   "random pairs" if "pi0" in method_stats else "loosen min_common_items / min_jaccard")
+            log.warning("the social filter (graph.social.method = %s) dropped %d of %d ties (%.1f%%, more than "
+                        "graph.social.warn_drop_share = %g): the social models train on few ties; %s", cfg.method,
+                        int((~keep).sum()), len(keep), 100 * dropped_share, cfg.warn_drop_share, why)
+    arrays = {"n_users": np.int64(n_users), "n_items": np.int64(n_items),
+              "train_user": tu, "train_item": ti, "social_src": src[keep], "social_dst": dst[keep],
+              # which kept ties are known noise (planted, or marked by the data): to score a model's gate
+              "social_fake": (planted | (known_noise if known_noise is not None else False))[keep].astype(np.int8)}
+    arrays.update(features)
     # NumPy arrays (gnnrec.artifacts.load_graph hands them to the models as tensors): this stage needs no torch
     save_arrays(paths.graph, arrays)
     write_json(paths.graph_stats, stats)
