@@ -85,3 +85,27 @@ def test_settings_are_chosen_on_the_validation_users():
     assert choice.shrink > 0 and choice.zero_similar
     assert max(t["ndcg@20"] for t in choice.trials if "shrink" in t) > min(t["ndcg@20"] for t in choice.trials
                                                                              if "shrink" in t)
+
+
+def test_the_fold_in_only_row_leaves_out_the_blend_and_takes_the_best_unblended_settings():
+    from types import SimpleNamespace
+
+    from gnnrec.cold_start import Choice, score_users
+    from gnnrec.stages.cold_start_eval import _fold_in_only
+
+    scorer = mf_scorer()
+    # group-b users whose revealed item is a group-a one: the features' blend finds their group-b targets
+    test = NewEntities(np.array([100, 101]), [np.array([0, 3, 4]), np.array([1, 4, 3])], np.array(["test", "test"]))
+    side = SideInfo(pd.concat([FEATURES, pd.DataFrame({"group": ["b", "b"]}, index=[100, 101])]), {})
+    inp = SimpleNamespace(test=test, side=side, ks=[0, 1], n_items=N_ITEMS, metric_ks=[5, 20], chunk=8)
+    choice = Choice(shrink=3.0, settings={"ridge": 1.0}, zero_similar=True,
+                    trials=[{"shrink": 0.0, "settings": {"ridge": 0.1}, "ndcg@20": 0.4},
+                            {"shrink": 0.0, "settings": {"ridge": 10.0}, "ndcg@20": 0.5},
+                            {"shrink": 3.0, "settings": {"ridge": 1.0}, "ndcg@20": 0.9}])
+    metrics, frames = _fold_in_only("mf", scorer, inp, choice)
+    own = score_users(scorer, test, side, [0, 1], N_ITEMS, [5, 20], 8, 0.0, {"ridge": 10.0}, zero_similar=False)
+    blended = score_users(scorer, test, side, [0, 1], N_ITEMS, [5, 20], 8, 3.0, {"ridge": 1.0}, zero_similar=True)
+    for k in (0, 1):
+        assert metrics[f"k={k}"]["ndcg@20"] == round(float(own[k][1]["ndcg@20"].mean()), 6)
+    assert metrics["k=0"]["ndcg@20"] < float(blended[0][1]["ndcg@20"].mean())      # popularity, not features
+    assert {f["model"].iloc[0] for f in frames} == {"mf:fold-in"} and sorted(f["k"].iloc[0] for f in frames) == [0, 1]

@@ -215,6 +215,9 @@ class ColdStartEvaluate(Section):
     meta: StrictBool = False          # also a meta-learned adaptation (MAML-style, gnnrec.meta) per model
     meta_steps: Annotated[StrictInt, Field(ge=0)] = 3
     meta_iterations: PositiveInt = 200
+    #: also each personalised model's own inference without the similar-users / feature blend, reported as
+    #: ``<model>:fold-in`` (for MF the usual fold-in baseline: a ridge solve against the revealed items)
+    fold_in_only: StrictBool = False
 
 
 class EvaluateConfig(Section):

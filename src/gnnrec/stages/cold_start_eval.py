@@ -109,6 +109,10 @@ def evaluate_model(name: str, model: Any, state: dict[str, Any], inp: ColdStartI
                     value = float(per_user["ndcg@20"].mean()) if per_user["ndcg@20"].numel() else 0.0
                     details["exact"][f"k={k}"] = {"ndcg@20": round(value, 6)}
                     details["gap"][f"k={k}"] = round(metrics["users"][f"k={k}"]["ndcg@20"] - value, 6)
+        if inp.cfg.fold_in_only and scorer.personalised:
+            own, own_frames = _fold_in_only(name, scorer, inp, choice)
+            metrics["fold_in"] = own
+            frames.extend(own_frames)
         if inp.cfg.meta and scorer.personalised:
             meta_metrics, meta_details, meta_frames = _meta(name, scorer, state, inp, choice)
             metrics["meta"], details["meta"] = meta_metrics, meta_details
@@ -125,6 +129,20 @@ def evaluate_model(name: str, model: Any, state: dict[str, Any], inp: ColdStartI
             details["items"][f"k={k}"] = {"n": int(rows.numel()), "ndcg@20_se": _se(per_item["ndcg@20"])}
             frames.append(_frame(name, "items", k, inp.items.ids[rows.cpu().numpy()], per_item))
     return metrics, details, frames
+
+
+def _fold_in_only(name: str, scorer: cs.ColdStartScorer, inp: ColdStartInputs, choice: cs.Choice
+                  ) -> tuple[dict[str, Any], list[pd.DataFrame]]:
+    """The model's own inference with no similar-users or feature blend (``shrink`` 0, popularity at ``k = 0``),
+    its settings the best of the validation trials without a blend: ``<model>:fold-in``."""
+    own = [t for t in choice.trials if t.get("shrink") == 0.0 and "settings" in t]
+    settings = max(own, key=lambda t: t["ndcg@20"])["settings"] if own else choice.settings
+    scored = cs.score_users(scorer, inp.test, inp.side, inp.ks, inp.n_items, inp.metric_ks, inp.chunk, 0.0,
+                            settings, zero_similar=False)
+    metrics = {f"k={k}": _summary(per_user) for k, (_, per_user) in scored.items()}
+    frames = [_frame(f"{name}:fold-in", "users", k, inp.test.ids[rows.cpu().numpy()], per_user)
+              for k, (rows, per_user) in scored.items()]
+    return metrics, frames
 
 
 def _meta(name: str, scorer: cs.ColdStartScorer, state: dict[str, Any], inp: ColdStartInputs, choice: cs.Choice

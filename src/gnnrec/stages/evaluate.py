@@ -103,6 +103,8 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
             for kind in ("users", "items"):
                 if m_cold[kind]:
                     cold_metrics[kind][name] = m_cold[kind]
+            if m_cold.get("fold_in"):
+                cold_metrics["users"][f"{name}:fold-in"] = m_cold["fold_in"]
             if m_cold.get("meta"):
                 cold_metrics["users"][f"{name}+meta"] = m_cold["meta"]
             cold_details[name] = d_cold
