@@ -73,6 +73,11 @@ class Paths:
         return self.root / "artifacts" / "cold_start_oracle.parquet"
 
     @property
+    def test_per_user(self) -> Path:
+        """Per known test user and model: the test metrics behind the report's paired comparisons."""
+        return self.root / "artifacts" / "test_per_user.parquet"
+
+    @property
     def cold_start_per_user(self) -> Path:
         """Per new user (item), model and ``k``: the cold-start metrics behind the report's paired tests."""
         return self.root / "artifacts" / "cold_start_per_user.parquet"

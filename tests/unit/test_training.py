@@ -300,6 +300,12 @@ def test_train_and_evaluate_stages_write_the_contract(tmp_path):
     assert list(metrics) == sorted(["lightgcn", "mf", "popularity"])
     assert set(metrics["mf"]) == {f"{m}@{k}" for k in (2, 5) for m in METRIC_NAMES}
     assert metrics["lightgcn"]["recall@5"] > metrics["popularity"]["recall@5"]
+    per_user = pd.read_parquet(paths.test_per_user)                  # the values behind the means, per test user
+    assert list(per_user.columns) == ["model", "user_id", "ndcg@2", "recall@2", "ndcg@5", "recall@5"]
+    for model in ("lightgcn", "mf", "popularity"):
+        rows = per_user[per_user["model"] == model]
+        assert rows["user_id"].is_unique and len(rows) > 0
+        assert round(float(rows["ndcg@5"].mean()), 6) == metrics[model]["ndcg@5"]
     # deterministic: a second run from scratch writes the same metrics file
     assert paths.metrics.read_bytes() == outputs[1].metrics.read_bytes()
     details = json.loads(paths.eval_details.read_text())

@@ -12,7 +12,9 @@ embeddings, then
   per ``k`` under ``metrics.json``'s ``cold_start`` key (``users`` / ``items`` → model → ``k=<k>``), the
   chosen settings, exact-path gap and latency under ``evaluation.json``'s ``cold_start``, per-user values in
   ``artifacts/cold_start_per_user.parquet``. Held-out items are not in the known users' catalogue yet:
-  they are masked in the known users' rankings.
+  they are masked in the known users' rankings;
+- per known test user and model, NDCG and recall at every cut-off → ``artifacts/test_per_user.parquet`` (the
+  report's paired comparisons between models).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import torch
 from gnnrec.artifacts import load_graph, load_interaction_data
 from gnnrec.config import Params
 from gnnrec.errors import DataError
-from gnnrec.evaluation import csr_union, evaluable_users, evaluate_ranking, top_k_items
+from gnnrec.evaluation import csr_union, evaluable_users, evaluate_ranking, ranking_metrics_per_user, top_k_items
 from gnnrec.graph import csr_from_pairs
 from gnnrec.io import load_torch, read_json, read_parquet, write_json, write_parquet
 from gnnrec.models import model_from_checkpoint
@@ -42,6 +44,11 @@ def _read(path) -> pd.DataFrame:
     if not path.exists():
         raise DataError("missing input: run the earlier stages first", file=str(path))
     return read_parquet(path)
+
+
+def _per_user_keys(ks) -> list[str]:
+    """The per-user columns of ``test_per_user.parquet``: NDCG and recall at every cut-off."""
+    return [f"{metric}@{k}" for k in sorted(ks) for metric in ("ndcg", "recall")]
 
 
 def run(params: Params, paths: Paths) -> dict[str, Any]:
@@ -80,6 +87,7 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
     cold_metrics: dict[str, Any] = {"users": {}, "items": {}}
     cold_details: dict[str, Any] = {}
     per_user = []
+    known: list[pd.DataFrame] = []
     for name in params.models:
         ckpt_path = paths.model(name)
         if not ckpt_path.exists():
@@ -88,7 +96,9 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
         model = model_from_checkpoint(load_torch(ckpt_path), graph).to(device).eval()   # + graph buffers
         with torch.no_grad():
             user_emb, item_emb = model.embed(adj)
-            test_m = evaluate_ranking(user_emb, item_emb, seen_csr, test_csr, ks, chunk)
+            test_users, test_values = ranking_metrics_per_user(user_emb, item_emb, seen_csr, test_csr, ks, chunk)
+            n = int(test_users.numel())
+            test_m = {key: (float(values.sum()) / n if n else 0.0) for key, values in test_values.items()}
             seconds = time.perf_counter() - t0
             val_m = evaluate_ranking(user_emb, item_emb, train_csr, val_csr, ks, chunk)
             u, ids, scores = top_k_items(user_emb, item_emb, seen_csr, max(ks), chunk, users=rec_users)
@@ -96,6 +106,8 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
         details[name] = {"seconds": round(seconds, 3), "val": {key: round(v, 6) for key, v in val_m.items()}}
         recs.append(_recommendation_frame(name, u.cpu().numpy(), ids.cpu().numpy(), scores.cpu().numpy(),
                                           user_raw, item_raw))
+        known.append(pd.DataFrame({"model": name, "user_id": test_users.cpu().numpy().astype(np.int64),
+                                   **{key: test_values[key].cpu().numpy() for key in _per_user_keys(ks)}}))
         if cold.active:
             t0 = time.perf_counter()
             m_cold, d_cold, frames = evaluate_model(name, model, model.serving_state(adj), cold)
@@ -126,6 +138,8 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
                        "friends": bool(cold.side.friends), "models": cold_details}})
     frame = pd.concat(recs, ignore_index=True) if recs else pd.DataFrame(columns=RECOMMENDATION_COLUMNS)
     write_parquet(paths.recommendations, frame)
+    columns = ["model", "user_id", *_per_user_keys(ks)]
+    write_parquet(paths.test_per_user, pd.concat(known, ignore_index=True) if known else pd.DataFrame(columns=columns))
     write_parquet(paths.cold_start_per_user, pd.concat(per_user, ignore_index=True) if per_user else empty_per_user())
     return {"users_evaluated": n_test_users, "metrics": {m: v for m, v in metrics.items() if m != "cold_start"}}
 
