@@ -33,6 +33,8 @@ def load_graph(paths: Paths) -> dict[str, Any]:
         graph["user_feature_codes"] = torch.from_numpy(np.ascontiguousarray(arrays["user_feature_codes"],
                                                                             dtype=np.int64))
         graph["n_feature_levels"] = int(arrays["n_feature_levels"])
+    if "social_fake" in arrays:              # per kept tie: known noise (planted or marked by the data)
+        graph["social_fake"] = torch.from_numpy(np.ascontiguousarray(arrays["social_fake"], dtype=np.int8))
     return graph
 
 

@@ -175,6 +175,9 @@ def test_every_model_runs_in_one_experiment_and_the_report_compares_them(tiny_pr
         metrics = json.loads(tiny_project.read("reports/metrics.json"))
         assert set(metrics) == {*ZOO, "cold_start"}
         assert set(metrics["cold_start"]["users"]) == set(ZOO)
+        gates = json.loads(tiny_project.read("reports/evaluation.json"))["models"]["social"]["gates"]
+        assert gates["ties"] > 0 and sum(gates["histogram"]["counts"]) == gates["ties"]
+        assert 0.0 <= gates["auc"] <= 1.0 and gates["fake_ties"] > 0       # the tiny data's marked noise, kept
         for model in ZOO:
             summary = json.loads(tiny_project.read(f"reports/train/{model}.json"))
             assert (summary["n_params"] > 0) == (model != "popularity"), (model, summary["n_params"])

@@ -34,6 +34,7 @@ from gnnrec.graph import csr_from_pairs
 from gnnrec.io import load_torch, read_json, read_parquet, write_json, write_parquet
 from gnnrec.models import model_from_checkpoint
 from gnnrec.paths import Paths
+from gnnrec.social_gates import fake_per_tie, gate_summary
 from gnnrec.stages.cold_start_eval import ColdStartInputs, empty_per_user, evaluate_model
 from gnnrec.training import prepare_adjacency, resolve_device
 
@@ -44,6 +45,18 @@ def _read(path) -> pd.DataFrame:
     if not path.exists():
         raise DataError("missing input: run the earlier stages first", file=str(path))
     return read_parquet(path)
+
+
+def _gates(model: Any, graph: dict[str, Any]) -> dict[str, Any]:
+    """The summary of a social model's learned tie gates, scored against the known fakes where there are some."""
+    with torch.no_grad():
+        gates = model.tie_weights().detach().cpu().numpy()
+    src, dst = model.social_src.cpu().numpy(), model.social_dst.cpu().numpy()
+    fake = None
+    if "social_fake" in graph and bool(np.asarray(graph["social_fake"]).any()):
+        fake = fake_per_tie(src, dst, int(graph["n_users"]), np.asarray(graph["social_src"]),
+                            np.asarray(graph["social_dst"]), np.asarray(graph["social_fake"]))
+    return gate_summary(gates, fake)
 
 
 def _per_user_keys(ks) -> list[str]:
@@ -104,6 +117,8 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
             u, ids, scores = top_k_items(user_emb, item_emb, seen_csr, max(ks), chunk, users=rec_users)
         metrics[name] = {key: round(value, 6) for key, value in test_m.items()}
         details[name] = {"seconds": round(seconds, 3), "val": {key: round(v, 6) for key, v in val_m.items()}}
+        if hasattr(model, "tie_weights") and getattr(model, "num_ties", 0):    # a social model: its gates
+            details[name]["gates"] = _gates(model, graph)
         recs.append(_recommendation_frame(name, u.cpu().numpy(), ids.cpu().numpy(), scores.cpu().numpy(),
                                           user_raw, item_raw))
         known.append(pd.DataFrame({"model": name, "user_id": test_users.cpu().numpy().astype(np.int64),
