@@ -46,12 +46,14 @@ from gnnrec.reporting.sections import (
     timings_section,
     training_section,
 )
+from gnnrec.reporting.social import social_section
 
 #: top-level keys of metrics.json that are not models
 NON_MODEL_KEYS = frozenset({"cold_start"})
 #: the report's sections (id, title) in order; "new-users" is left out without cold-start metrics
 SECTIONS = (("dataset", "Dataset & validation"), ("graph", "Graph"), ("models", "Model comparison"),
-            ("new-users", "New users"), ("training", "Training"), ("examples", "Example recommendations"),
+            ("new-users", "New users"), ("social", "Do social ties help here?"), ("training", "Training"),
+            ("examples", "Example recommendations"),
             ("timings", "Stage timings"), ("params", "Parameters"), ("provenance", "Provenance"))
 
 
@@ -104,6 +106,11 @@ def build_context(params: Params, paths: Paths) -> dict[str, Any]:
             notes.append("New users: reports/evaluation.json has no cold_start details (standard errors from the "
                          "per-user values where present; no latency or exact-path gap).")
 
+    eval_models = (evaluation or {}).get("models") if isinstance(evaluation, dict) else None
+    social = None
+    if isinstance(eval_models, dict) and any(isinstance(v, dict) and v.get("gates") for v in eval_models.values()):
+        social = social_section(models, evaluation, graph, inputs.read_test_per_user(paths, notes),
+                                inputs.read_user_degrees(paths), seed=params.seed)
     figures = _figures(params, metrics_ctx, histories, inputs.read_train_degrees(paths), colors, cold_start)
     examples = examples_section(params, paths, models, notes)
     timings = timings_section(inputs.read_timings(paths, notes), notes)
@@ -111,7 +118,7 @@ def build_context(params: Params, paths: Paths) -> dict[str, Any]:
     params_yaml = yaml.dump(params_dict, Dumper=_ParamsDumper, sort_keys=False, default_flow_style=False,
                             allow_unicode=True, width=100)
 
-    sections = report_sections(cold_start is not None)
+    sections = report_sections(cold_start is not None, social is not None)
     return {
         "title": "gnnrec report",
         "sections": sections,
@@ -129,6 +136,7 @@ def build_context(params: Params, paths: Paths) -> dict[str, Any]:
         "figures": figures,
         "examples": examples,
         "cold_start": cold_start,
+        "social": social,
         "timings": timings,
         "params": params_dict,
         "params_yaml": params_yaml,
@@ -163,12 +171,13 @@ def _slug(text: str) -> str:
     return re.sub(r"[^\w\- ]", "", text.lower()).replace(" ", "-")
 
 
-def report_sections(new_users: bool) -> list[dict[str, Any]]:
+def report_sections(new_users: bool, social: bool = False) -> list[dict[str, Any]]:
     """The report's sections in order, numbered (``{id, label, num, anchor}``: ``anchor`` is the Markdown
-    heading's); the "New users" section only when there are cold-start metrics."""
+    heading's); the "New users" section only when there are cold-start metrics, the social one only when a
+    model used social ties."""
     out = []
     for sid, label in SECTIONS:
-        if sid == "new-users" and not new_users:
+        if (sid == "new-users" and not new_users) or (sid == "social" and not social):
             continue
         num = len(out) + 1
         out.append({"id": sid, "label": label, "num": num, "anchor": _slug(f"{num}. {label}")})

@@ -89,6 +89,25 @@ def read_train_degrees(paths: Paths) -> Optional[tuple[np.ndarray, np.ndarray]]:
     return train["user_id"].value_counts().to_numpy(), train["item_id"].value_counts().to_numpy()
 
 
+def read_user_degrees(paths: Paths) -> Optional[pd.Series]:
+    """Training interactions per user id (a Series indexed by ``user_id``), ``None`` without a split."""
+    path = paths.split / "train.parquet"
+    if not path.is_file():
+        return None
+    return pd.read_parquet(path, columns=["user_id"])["user_id"].value_counts()
+
+
+def read_test_per_user(paths: Paths, notes: list[str]) -> Optional[pd.DataFrame]:
+    """The per-user test table of the evaluate stage (``model, user_id, ndcg@K, recall@K``), ``None`` and a note
+    when it is missing (the paired comparisons between models are then left out)."""
+    path = paths.test_per_user
+    if not path.is_file():
+        notes.append(f"Paired comparisons: {rel(path, Path(paths.root))} not found; left out.")
+        return None
+    table = pd.read_parquet(path)
+    return table.assign(model=table["model"].astype(str))
+
+
 @dataclass(frozen=True)
 class ExampleTables:
     """The tables the example recommendations are built from."""
