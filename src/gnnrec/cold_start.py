@@ -203,6 +203,7 @@ class ColdStartScorer:
         self.known = known_users
         self.personalised = getattr(model, "personalised", True)
         self.similar = None
+        self._tables: dict[tuple[bool, bool], Tensor] = {}      # item rows per layout of parts, built once
         if features is not None and features.shape[1] and train_user is not None:
             self.similar = FeaturePopularity(features, known_users, train_user, train_item, int(len(popularity)))
 
@@ -229,18 +230,21 @@ class ColdStartScorer:
         lam = shrink_weight(k, shrink)
         lam = torch.where(k == 0, float(zero_similar), lam)[:, None]        # k = 0: similar users, or popularity
         if not self.personalised or not bool((lam > 0).any()):
-            return with_popularity(emb, item_emb, self.popularity)
+            return self._with_popularity(emb, (False, False), [item_emb])
         # similar users, each part (user rows, item table, who has it) scaled to unit spread of its scores
         parts: list[tuple[Tensor, Tensor, Tensor]] = []
+        layout = [False, False]
         if friends is not None and any(int(f.numel()) for f in friends):     # friends: similar users we know
+            layout[0] = True
             fmean = mean_rows(self.state["user"], friends)
             parts.append((fmean, item_emb, (fmean.abs().sum(1, keepdim=True) > 0).to(emb.dtype)))
         if self.similar is not None and features is not None:
+            layout[1] = True
             onehot = self.similar.onehot(features).to(device=device, dtype=emb.dtype)
             table = self.similar.table.to(device=device, dtype=emb.dtype).t()
             parts.append((onehot, table, (onehot.sum(1, keepdim=True) > 0).to(emb.dtype)))
         if not parts:
-            return with_popularity(emb, item_emb, self.popularity)
+            return self._with_popularity(emb, (False, False), [item_emb])
         n_parts = torch.stack([has for _, _, has in parts]).sum(0)           # [m, 1]
         lam = lam * (n_parts > 0).to(emb.dtype)
         rows = [(1 - lam) * emb / _score_std(emb, item_emb).clamp_min(1e-12)[:, None]]
@@ -249,7 +253,19 @@ class ColdStartScorer:
             spread = _score_std(user_rows, table).clamp_min(1e-12)[:, None]
             rows.append(lam * has / n_parts.clamp_min(1) * user_rows / spread)
             tables.append(table)
-        return with_popularity(torch.cat(rows, 1), torch.cat(tables, 1), self.popularity)
+        return self._with_popularity(torch.cat(rows, 1), (layout[0], layout[1]), tables)
+
+    def _with_popularity(self, user_rows: Tensor, layout: tuple[bool, bool], tables: list[Tensor]
+                         ) -> tuple[Tensor, Tensor]:
+        """:func:`with_popularity` of ``user_rows`` and the item tables side by side; the item side depends
+        only on which parts are present (``layout``), so it is built once per layout and reused (a served
+        request then copies no ``n_items``-row table)."""
+        table = self._tables.get(layout)
+        if table is None or table.device != user_rows.device or table.dtype != user_rows.dtype:
+            table = with_popularity(user_rows[:0], torch.cat(tables, 1), self.popularity)[1]
+            self._tables[layout] = table
+        empty = (user_rows.abs().sum(1) == 0).to(user_rows.dtype)[:, None]
+        return torch.cat([user_rows, empty], 1), table
 
     def candidates(self, side: bool) -> list[tuple[float, dict[str, Any]]]:
         """Every ``(shrink, settings)`` the validation users choose among (the first is the default)."""
