@@ -48,8 +48,9 @@ def run_one(dataset: str, seed: int, root: Path, data: Path, oracle: bool, meta:
     ``base`` is params.yaml as read once at the start, so that an edit during a long run changes nothing. A
     finished draw leaves ``result.json`` and ``per_user.parquet`` in ``root``, keyed by the exact params: a
     rerun with the same params reuses it instead of training again (an interrupted benchmark resumes).
-    ``reevaluate``: where the draw's trained models (and oracle) are in ``root``, only the evaluate stage reruns
-    (after a change to the evaluation alone).
+    ``reevaluate``: where the draw's trained models (and oracle) and its ``result.json`` are in ``root``, only the
+    evaluate stage reruns, whatever the cache holds (after a change to the evaluation alone; the training
+    timings are kept from the cached result).
     """
     from gnnrec.config import params_from_dict
     from gnnrec.paths import Paths
@@ -67,7 +68,7 @@ def run_one(dataset: str, seed: int, root: Path, data: Path, oracle: bool, meta:
     params = params_from_dict(raw)
     key = hashlib.sha256(json.dumps(raw, sort_keys=True, default=str).encode()).hexdigest()
     cached, cached_users = root / "result.json", root / "per_user.parquet"
-    if cached.exists() and cached_users.exists():
+    if cached.exists() and cached_users.exists() and not reevaluate:
         result = json.loads(cached.read_text())
         if result.pop("params_key", None) == key:
             result["per_user"] = pd.read_parquet(cached_users)
