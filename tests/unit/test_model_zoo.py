@@ -50,6 +50,7 @@ SMALL = {
     "pinsage": {"num_layers": 2, "walk_length": 2, "num_walks": 10, "top_k": 5, "curriculum_epochs": 3},
     "pinsage-residual": {"residual": True, "walk_length": 2, "num_walks": 10, "top_k": 5},
     "social": {"num_layers": 2},
+    "sociallgn": {"num_layers": 2},
 }
 TRAINABLE = list(SMALL)
 

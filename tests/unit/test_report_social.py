@@ -86,3 +86,10 @@ def test_the_report_shows_the_section_with_its_tables(tmp_path):
     paths.eval_details.write_text(json.dumps(evaluation))
     ctx = build_context(params, paths)
     assert "Do social ties help here?" in render_html(ctx) and "Do social ties help here?" in render_markdown(ctx)
+    # a social model without a learned gate (sociallgn): named, its gate row says so
+    evaluation["models"]["social"] = {"seconds": 0.1, "val": {}, "social_ties": 20}
+    paths.eval_details.write_text(json.dumps(evaluation))
+    ctx = build_context(params, paths)
+    html, md = render_html(ctx), render_markdown(ctx)
+    assert "no learned gate: every kept tie counts fully" in html and "no learned gate" in md
+    assert ctx["social"]["verdict"].startswith("Yes: social lifts")

@@ -31,6 +31,7 @@ BUILTIN: dict[str, str] = {
     "graphsage": "gnnrec.models.graphsage:GraphSAGE",
     "pinsage": "gnnrec.models.pinsage:PinSage",
     "social": "gnnrec.models.social:SocialGNN",
+    "sociallgn": "gnnrec.models.sociallgn:SocialLGN",
 }
 
 _IMPORT_PATH = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")

@@ -53,6 +53,7 @@ class SocialGNN(WholeGraphRecommender):
         edge_dropout: OpenUnit = 0.0
 
     description = "LightGCN plus propagation over the kept social ties, a learned gate per tie"
+    name = "social"               # the registry's name, in messages
     traits = "propagation over social ties"
 
     def __init__(self, n_users: int, n_items: int, embedding_dim: int = 64, num_layers: int = 3,
@@ -84,7 +85,7 @@ class SocialGNN(WholeGraphRecommender):
         self.check_graph_sizes(graph)
         src, dst = graph_tensor(graph, "social_src"), graph_tensor(graph, "social_dst")
         if src.numel() == 0:
-            raise GraphInputError("model 'social' needs social ties, but the graph has none (the dataset has "
+            raise GraphInputError(f"model '{self.name}' needs social ties, but the graph has none (the dataset has "
                                   "no social file, or graph.social's filter dropped every tie)")
         if int(torch.cat([src, dst]).max()) >= self.n_users or int(torch.cat([src, dst]).min()) < 0:
             raise GraphInputError("social ties name users outside 0..n_users-1")

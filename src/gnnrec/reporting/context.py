@@ -108,7 +108,8 @@ def build_context(params: Params, paths: Paths) -> dict[str, Any]:
 
     eval_models = (evaluation or {}).get("models") if isinstance(evaluation, dict) else None
     social = None
-    if isinstance(eval_models, dict) and any(isinstance(v, dict) and v.get("gates") for v in eval_models.values()):
+    if isinstance(eval_models, dict) and any(isinstance(v, dict) and (v.get("gates") or v.get("social_ties"))
+                                                 for v in eval_models.values()):
         social = social_section(models, evaluation, graph, inputs.read_test_per_user(paths, notes),
                                 inputs.read_user_degrees(paths), seed=params.seed)
     figures = _figures(params, metrics_ctx, histories, inputs.read_train_degrees(paths), colors, cold_start)

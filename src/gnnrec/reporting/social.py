@@ -2,7 +2,8 @@
 users (a paired bootstrap over users), by user activity, the social filter's effect and the learned gates,
 with a one-line verdict in plain words.
 
-A *social model* is one whose evaluation details carry ``gates`` (:mod:`gnnrec.social_gates`); the baseline is
+A *social model* is one whose evaluation details carry ``social_ties`` (and, with a learned gate per tie,
+``gates``: :mod:`gnnrec.social_gates`); the baseline is
 ``lightgcn`` when it is among the models. Inputs: ``evaluation.json``, ``graph.json``, the per-user test
 table (``artifacts/test_per_user.parquet``) and the training degrees of the users.
 """
@@ -46,7 +47,8 @@ def social_section(models: Sequence[str], evaluation: Optional[Mapping[str, Any]
                    metric: str = "ndcg@10") -> Optional[dict[str, Any]]:
     """The section's context; ``None`` when no model used social ties."""
     details = (evaluation or {}).get("models") or {}
-    social = [m for m in models if isinstance(details.get(m), Mapping) and details[m].get("gates")]
+    social = [m for m in models if isinstance(details.get(m), Mapping)
+              and (details[m].get("gates") or details[m].get("social_ties"))]
     if not social:
         return None
     filt = graph.get("social") or {}
@@ -55,7 +57,8 @@ def social_section(models: Sequence[str], evaluation: Optional[Mapping[str, Any]
         metric = ndcg[0] if ndcg else metric
     rows = []
     for m in social:
-        row: dict[str, Any] = {"model": m, "gates": details[m]["gates"], "overall": None, "by_activity": []}
+        row: dict[str, Any] = {"model": m, "gates": details[m].get("gates") or {}, "overall": None,
+                               "by_activity": []}
         if per_user is not None and BASELINE in set(per_user["model"]) and metric in per_user.columns:
             mine = per_user[per_user["model"] == m][["user_id", metric]]
             base = per_user[per_user["model"] == BASELINE][["user_id", metric]]

@@ -117,8 +117,10 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
             u, ids, scores = top_k_items(user_emb, item_emb, seen_csr, max(ks), chunk, users=rec_users)
         metrics[name] = {key: round(value, 6) for key, value in test_m.items()}
         details[name] = {"seconds": round(seconds, 3), "val": {key: round(v, 6) for key, v in val_m.items()}}
-        if hasattr(model, "tie_weights") and getattr(model, "num_ties", 0):    # a social model: its gates
-            details[name]["gates"] = _gates(model, graph)
+        if hasattr(model, "tie_weights") and getattr(model, "num_ties", 0):    # a social model (and its gates)
+            details[name]["social_ties"] = int(model.num_ties)
+            if getattr(model, "gate", None) is not None:
+                details[name]["gates"] = _gates(model, graph)
         recs.append(_recommendation_frame(name, u.cpu().numpy(), ids.cpu().numpy(), scores.cpu().numpy(),
                                           user_raw, item_raw))
         known.append(pd.DataFrame({"model": name, "user_id": test_users.cpu().numpy().astype(np.int64),
