@@ -30,6 +30,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from gnnrec.social_ties import binary_interactions
+
 P_BINS = 20
 
 
@@ -48,17 +50,14 @@ class TasteFilter:
 
 def taste_vectors(n_users: int, n_items: int, train_users: np.ndarray, train_items: np.ndarray, rank: int,
                   feature_codes: Optional[np.ndarray] = None, n_levels: int = 0) -> np.ndarray:
-    """``[n_users, rank']`` unit rows (zero for users without interactions or features), components sorted by
-    singular value, ``rank' = min(rank, min(shape) - 1)``. ``feature_codes`` ``[n_users, F]`` (-1: unknown)
+    """``[n_users, rank']`` rows of ``U·S`` (zero for users without interactions or features; the filter
+    scales them to unit length per rank), components sorted by singular value, ``rank' = min(rank,
+    min(shape) - 1)``. ``feature_codes`` ``[n_users, F]`` (-1: unknown)
     add one column per feature level."""
     import scipy.sparse as sp
     from scipy.sparse.linalg import svds
 
-    r = sp.csr_matrix((np.ones(len(train_users)), (np.asarray(train_users), np.asarray(train_items))),
-                      shape=(n_users, n_items))
-    r.sum_duplicates()
-    r.data[:] = 1.0
-    blocks = [r]
+    blocks = [binary_interactions(n_users, n_items, train_users, train_items, dtype=np.float64)]
     if feature_codes is not None and n_levels > 0 and feature_codes.size:
         rows, cols = np.nonzero(feature_codes >= 0)
         blocks.append(sp.csr_matrix((np.ones(len(rows)), (rows, feature_codes[rows, cols])), shape=(n_users, n_levels)))
@@ -71,8 +70,7 @@ def taste_vectors(n_users: int, n_items: int, train_users: np.ndarray, train_ite
     k = max(1, min(rank, min(a.shape) - 1))
     u, s, _ = svds(a, k=k, v0=np.full(min(a.shape), 1.0 / np.sqrt(min(a.shape))), random_state=0)
     order = np.argsort(-s, kind="stable")
-    x = u[:, order] * s[order]
-    return x
+    return u[:, order] * s[order]
 
 
 def _unit(x: np.ndarray) -> np.ndarray:

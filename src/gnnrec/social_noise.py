@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from gnnrec.errors import ParamsError
+from gnnrec.social_ties import binary_interactions
 
 HARD_TOP_SHARE = 0.01       # the "popular" items: this share of the items with training interactions ...
 HARD_TOP_MIN = 10           # ... but at least this many
@@ -47,11 +48,11 @@ def plant_fake_ties(n_users: int, n_items: int, train_users: np.ndarray, train_i
         if count > len(active) * (len(active) - 1) - len(taken):
             raise ParamsError("graph.social.noise.share", f"at most {len(active) * (len(active) - 1) - len(taken)} "
                               f"random fakes among {len(active)} training users", share)
-        keys = _draw(count, taken, n_users,
+        keys = draw_new_pairs(count, taken, n_users,
                      lambda m: (active[rng.integers(0, len(active), m)], active[rng.integers(0, len(active), m)]))
     elif kind == "hard":
         sample = _hard_sampler(rng, n_users, n_items, tu, ti)
-        keys = _draw(count, taken, n_users, sample)
+        keys = draw_new_pairs(count, taken, n_users, sample)
         if len(keys) < count:
             raise ParamsError("graph.social.noise.share", f"at most about {len(keys)} hard fakes here (users who "
                               "share popular items and nothing else are too few)", share)
@@ -77,9 +78,7 @@ def _hard_sampler(rng: np.random.Generator, n_users: int, n_items: int, tu: np.n
     import scipy.sparse as sp
 
     top = popular_items(n_items, ti)
-    r = sp.csr_matrix((np.ones(len(tu), np.float32), (tu, ti)), shape=(n_users, n_items))
-    r.sum_duplicates()
-    r.data[:] = 1.0
+    r = binary_interactions(n_users, n_items, tu, ti)
     top_cols = sp.diags(top.astype(np.float32))
     r_top, r_rest = (r @ top_cols).tocsr(), (r @ sp.diags((~top).astype(np.float32))).tocsr()
     eligible = np.flatnonzero(np.asarray(r_top.sum(axis=1)).ravel() >= HARD_MIN_TOP)
@@ -97,9 +96,10 @@ def _hard_sampler(rng: np.random.Generator, n_users: int, n_items: int, tu: np.n
     return sample
 
 
-def _draw(count: int, taken: np.ndarray, n: int, sample, rounds: int = 200) -> np.ndarray:
+def draw_new_pairs(count: int, taken: np.ndarray, n: int, sample, rounds: int = 200) -> np.ndarray:
     """Up to ``count`` distinct new pair keys ``src * n + dst`` (no self loops, none in ``taken``), in draw order;
-    fewer only when ``rounds`` rounds of candidates found no more."""
+    fewer only when ``rounds`` rounds of candidates found no more. ``sample(m)`` gives ``m`` candidate
+    ``(src, dst)`` arrays (the synthetic generator's ties are drawn the same way)."""
     chosen = np.zeros(0, dtype=np.int64)
     for _ in range(rounds):
         need = count - len(chosen)

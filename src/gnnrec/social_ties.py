@@ -19,6 +19,18 @@ class SocialFilter:
     jaccard: np.ndarray       # |I_u ∩ I_v| / |I_u ∪ I_v| (0 when both are empty)
 
 
+def binary_interactions(n_users: int, n_items: int, train_users: np.ndarray, train_items: np.ndarray,
+                        dtype=np.float32):
+    """The ``n_users × n_items`` 0/1 CSR matrix of the training interactions (a pair given twice is one 1)."""
+    import scipy.sparse as sp
+
+    r = sp.csr_matrix((np.ones(len(train_users), dtype=dtype), (np.asarray(train_users), np.asarray(train_items))),
+                      shape=(n_users, n_items))
+    r.sum_duplicates()
+    r.data[:] = 1.0
+    return r
+
+
 def filter_social_ties(n_users: int, n_items: int, train_users: np.ndarray, train_items: np.ndarray,
                        src: np.ndarray, dst: np.ndarray, min_common_items: int,
                        min_jaccard: float, chunk: int = 65536) -> SocialFilter:
@@ -27,14 +39,9 @@ def filter_social_ties(n_users: int, n_items: int, train_users: np.ndarray, trai
 
     Computed per chunk of ties with sparse row products, never a dense users × items matrix.
     """
-    import scipy.sparse as sp
-
     src = np.asarray(src, dtype=np.int64)
     dst = np.asarray(dst, dtype=np.int64)
-    r = sp.csr_matrix((np.ones(len(train_users), dtype=np.float32),
-                       (np.asarray(train_users), np.asarray(train_items))), shape=(n_users, n_items))
-    r.sum_duplicates()
-    r.data[:] = 1.0
+    r = binary_interactions(n_users, n_items, train_users, train_items)
     size = np.asarray(r.sum(axis=1)).ravel()
     common = np.zeros(len(src), dtype=np.int64)
     for start in range(0, len(src), chunk):

@@ -21,6 +21,7 @@ import pandas as pd
 
 from gnnrec.config import SyntheticConfig
 from gnnrec.errors import ParamsError
+from gnnrec.social_noise import draw_new_pairs
 
 #: the ``kind`` of a social tie (``noise`` is 0 for ``genuine``, 1 for the two fake kinds)
 KINDS = ("genuine", "random", "hard")
@@ -49,9 +50,9 @@ def social_ties(cfg: SyntheticConfig, rng: np.random.Generator, users: pd.DataFr
     if n_genuine > capacity // 2 or cfg.n_social > n * (n - 1) // 2:
         raise ParamsError("data.synthetic.n_social", f"at most {min(capacity // 2, n * (n - 1) // 2)} genuine ties "
                           f"for {n} users in {cfg.n_communities} communities", cfg.n_social)
-    genuine = _draw_pairs(rng, n_genuine, np.empty(0, np.int64), n,
+    genuine = _draw_pairs(n_genuine, np.empty(0, np.int64), n,
                           lambda m: _homophilous_pairs(rng, users, m, clusters))
-    random = _draw_pairs(rng, n_random, genuine, n, lambda m: (rng.integers(0, n, m), rng.integers(0, n, m)))
+    random = _draw_pairs(n_random, genuine, n, lambda m: (rng.integers(0, n, m), rng.integers(0, n, m)))
     hard = np.empty(0, np.int64)
     if n_hard > 0:
         mask = top_item_masks(cfg, user_idx, item_idx)
@@ -61,7 +62,7 @@ def social_ties(cfg: SyntheticConfig, rng: np.random.Generator, users: pd.DataFr
             raise ParamsError("data.synthetic.hard_fake_share", f"at most {max(0, room // 2)} hard fakes here "
                               f"({n_hard} asked: users of different communities who share popular items are too "
                               "few)", cfg.hard_fake_share)
-        hard = _draw_pairs(rng, n_hard, np.concatenate([genuine, random]), n,
+        hard = _draw_pairs(n_hard, np.concatenate([genuine, random]), n,
                            lambda m: _hard_pairs(rng, comm, mask, eligible, m))
     keys = np.concatenate([genuine, random, hard])
     kind = np.repeat(np.arange(len(KINDS)), [len(genuine), len(random), len(hard)])
@@ -128,16 +129,10 @@ def _homophilous_pairs(rng: np.random.Generator, users: pd.DataFrame, m: int,
     return src, dst
 
 
-def _draw_pairs(rng: np.random.Generator, count: int, taken: np.ndarray, n: int, sample) -> np.ndarray:
-    """``count`` new distinct pair keys ``src * n + dst`` (no self loops, none in ``taken``), in draw order."""
-    chosen = np.empty(0, dtype=np.int64)
-    for _ in range(10_000):
-        need = count - len(chosen)
-        if need <= 0:
-            return chosen[:count]
-        src, dst = sample(2 * need + 64)
-        keys = np.asarray(src, np.int64) * n + np.asarray(dst, np.int64)
-        keys = keys[(src != dst) & ~np.isin(keys, taken) & ~np.isin(keys, chosen)]
-        _, first = np.unique(keys, return_index=True)
-        chosen = np.concatenate([chosen, keys[np.sort(first)][:need]])
-    raise RuntimeError(f"could not draw {count} distinct social ties")  # unreachable within the checked capacity
+def _draw_pairs(count: int, taken: np.ndarray, n: int, sample) -> np.ndarray:
+    """``count`` new distinct pair keys ``src * n + dst`` (no self loops, none in ``taken``), in draw order
+    (:func:`gnnrec.social_noise.draw_new_pairs`, which the planted fakes use too)."""
+    chosen = draw_new_pairs(count, taken, n, sample, rounds=10_000)
+    if len(chosen) < count:
+        raise RuntimeError(f"could not draw {count} distinct social ties")  # unreachable within the checked capacity
+    return chosen
