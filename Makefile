@@ -40,7 +40,9 @@ data: $(STAMP)
 	$(BIN)/gnnrec data synthetic
 
 # CPU benchmarks against the PyG reference loop and RecBole (installed on first use into .bench-venv/):
-# about 80 minutes on 2 cores (RecBole converging three times per dataset, 57 min, is the longest part); e.g. BENCH_ARGS="--only train_step,eval --repeats 5" or BENCH_ARGS=--quick
+# about 90 minutes on 2 cores (RecBole converging three times per dataset, 57 min, is the longest part; the scale
+# benchmark up to 10^6 edges about 10); e.g. BENCH_ARGS="--only train_step,eval --repeats 5" or BENCH_ARGS=--quick;
+# the big scale sizes: BENCH_ARGS="--only scale,samplers --scale-max-edges 1e8 --sampler-edges 1e6,1e7"
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 

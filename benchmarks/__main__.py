@@ -4,8 +4,14 @@
     python -m benchmarks --only train_step,eval --datasets movielens-100k --repeats 5
     python -m benchmarks --only time_to_quality --budget 60
     python -m benchmarks --quick                           # a fast pass: fewer repeats, 30 s budget, no RecBole
+    python -m benchmarks --only scale --scale-max-edges 1e8 --sampler-edges 1e6,1e7   # (with samplers) the big sizes
 
-Sub-benchmarks: train_step, eval, recbole, time_to_quality, pipeline, memory, samplers, sage_layer, serving.
+Sub-benchmarks: train_step, eval, recbole, time_to_quality, pipeline, memory, samplers, sage_layer, serving, scale
+(``benchmarks.scale``: training steps on generated power-law graphs of 10^5 … 10^8 edges, every
+``train.subgraph.method``; up to ``--scale-max-edges``, 1e6 by default, the larger sizes projected; it writes
+``reports/scale_benchmark.{md,json,png}`` and rows of this report); and,
+only when named, social (``benchmarks.social``: hours for the full grid, ``--quick`` under 30 minutes; it writes
+``reports/social_benchmark.{md,json,png}``, not rows of this report).
 Results of a partial run replace the same rows of an existing report and keep the others. The GPU benchmark is
 separate: ``python -m benchmarks.gpu``.
 """
@@ -23,7 +29,10 @@ import torch
 from benchmarks.common import QUIET, REPO, Result, machine, write_report
 from gnnrec.errors import GnnrecError
 
-ALL = ("train_step", "eval", "recbole", "time_to_quality", "pipeline", "memory", "samplers", "sage_layer", "serving")
+ALL = ("train_step", "eval", "recbole", "time_to_quality", "pipeline", "memory", "samplers", "sage_layer", "serving",
+       "scale")
+#: run only when named in --only (their own reports): too long for the default pass
+ON_REQUEST = ("social",)
 DEFAULT_DATASETS = ("movielens-100k", "lastfm-hetrec")
 NOTES = [
     "CPU threads: every row records `threads`, the torch threads both sides used (`--threads`, 2 by default: the "
@@ -38,6 +47,10 @@ NOTES = [
     "default; the split is the same seed-42 split throughout), both early-stopped on validation NDCG@20 with the same "
     "patience (`--patience`, 30); the per-seed figures are in the row's `seeds` (JSON) and its detail line. Epoch "
     "and evaluation timings come from the first seed's runs.",
+    "Scale (`scale` rows, `powerlaw-*` datasets): LightGCN training steps for every `train.subgraph.method` on "
+    "generated power-law graphs, each cell a fresh process; the table with projections, the growth exponents "
+    "and the figure are in `reports/scale_benchmark.md` (`scale_benchmark.png`). Samplers on `powerlaw-*` "
+    "graphs: `--sampler-edges`.",
     "GPU figures are pending: this run had no GPU. `python -m benchmarks.gpu` measures them on a CUDA machine "
     "with torch and PyG only (see README, Benchmarks).",
 ]
@@ -64,11 +77,19 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--quiet-below", type=float, default=None, metavar="LOAD",
                         help="on a shared machine: wait for a 1-minute load average below LOAD before each measurement")
     parser.add_argument("--quiet-wait", type=float, default=900.0, help="longest wait for --quiet-below, seconds")
+    parser.add_argument("--scale-max-edges", type=float, default=1e6,
+                        help="scale: largest graph measured (training edges); larger sizes are projected")
+    parser.add_argument("--scale-sizes", default="1e5,1e6,1e7,1e8", help="scale: graph sizes (training edges)")
+    parser.add_argument("--scale-train-steps", type=int, default=500,
+                        help="scale: step budget before the validation NDCG@20 (sizes up to 1e6)")
+    parser.add_argument("--scale-device", default="cpu", help="scale: train.device of the cells (cpu, cuda)")
+    parser.add_argument("--sampler-edges", default="1e6",
+                        help="samplers: also on generated power-law graphs of these sizes (training edges; '' none)")
     args = parser.parse_args(argv)
     args.only = [s.strip() for s in args.only.split(",") if s.strip()]
-    unknown = [s for s in args.only if s not in ALL]
+    unknown = [s for s in args.only if s not in ALL + ON_REQUEST]
     if unknown:
-        parser.error(f"unknown sub-benchmark(s) {', '.join(unknown)}; choose among {', '.join(ALL)}")
+        parser.error(f"unknown sub-benchmark(s) {', '.join(unknown)}; choose among {', '.join(ALL + ON_REQUEST)}")
     args.datasets = [s.strip() for s in args.datasets.split(",") if s.strip()]
     try:
         args.seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
@@ -76,7 +97,14 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         parser.error(f"--seeds: expected comma-separated integers, got {args.seeds!r}")
     if not args.seeds:
         parser.error("--seeds: give at least one seed")
+    try:
+        args.scale_sizes = [int(float(s)) for s in args.scale_sizes.split(",") if s.strip()]
+        args.sampler_edges = [int(float(s)) for s in args.sampler_edges.split(",") if s.strip()]
+    except ValueError:
+        parser.error("--scale-sizes / --sampler-edges: expected comma-separated numbers such as 1e6,1e7")
     if args.quick:
+        args.scale_max_edges = min(args.scale_max_edges, 1e5)
+        args.sampler_edges = []
         args.repeats = min(args.repeats, 5)
         args.budget = min(args.budget, 30.0)
         args.only = [s for s in args.only if s not in ("recbole", "pipeline")]
@@ -107,7 +135,7 @@ def run_one(name: str, args: argparse.Namespace) -> list[Result]:
         return memory.run(args.data_root)
     if name == "samplers":
         from benchmarks import samplers
-        rows = samplers.run(args.datasets, args.repeats, False)
+        rows = samplers.run(args.datasets, args.repeats, False, edges=args.sampler_edges)
         return [r if isinstance(r, Result) else _from_dict(r) for r in rows]
     if name == "sage_layer":
         from benchmarks import sage_layer
@@ -115,6 +143,17 @@ def run_one(name: str, args: argparse.Namespace) -> list[Result]:
     if name == "serving":
         from benchmarks import serving
         return serving.run(quick=args.quick)
+    if name == "scale":
+        from benchmarks import scale
+        return scale.run(args.scale_sizes, args.scale_max_edges, threads=args.threads, device=args.scale_device,
+                         train_steps=args.scale_train_steps, out=args.out, fresh=args.fresh)
+    if name == "social":
+        from benchmarks import social
+        code = social.main([*(["--quick"] if args.quick else []), "--threads", str(args.threads),
+                            *(["--data-root", args.data_root] if args.data_root else [])])
+        if code:
+            raise RuntimeError(f"benchmarks.social exited {code}")
+        return []
     raise ValueError(name)
 
 

@@ -296,7 +296,8 @@ def load_dataset(name: str, root: Optional[str] = None, seed: int = SEED) -> Ben
     raw = load_source(params)
     files = {k: (str(v) if v is not None else None) for k, v in raw.files.items()}
     checked = validation.validate_tables(raw.interactions, raw.social, raw.items, strict=False,
-                                         max_examples=params.validate.max_examples, files=files)
+                                         max_examples=params.validate.max_examples, files=files,
+                                         users=getattr(raw, "users", None))
     dataset = build_dataset(checked)
     cfg = params.split
     parts = split_interactions(dataset.interactions, cfg.method, cfg.ratios, seed, cfg.min_user_interactions)

@@ -1,6 +1,6 @@
 """Sampler benchmark: gnnrec's vectorised CSR samplers against per-node Python loops.
 
-``python -m benchmarks.samplers [--datasets lastfm-hetrec movielens-100k] [--repeats 5] [--quick]``
+``python -m benchmarks.samplers [--datasets lastfm-hetrec movielens-100k] [--edges 1e6 1e7] [--repeats 5] [--quick]``
 
 Measured on the training graph of each dataset (gnnrec's loader, validation and 80/10/10 split; the
 symmetric user–item graph with the node numbering of the models), the two sides taking turns, medians
@@ -19,8 +19,15 @@ wall-clock view), because the wall time of a shared machine depends on its other
 - ``random walks 20x3 + top-10``: PinSage neighbourhoods of 2048 nodes. Reference: a Python loop of
   walks and ``collections.Counter.most_common``.
 
-Every result carries ``edges`` (sampled edges, or walk steps, per call) and the sampled edges per second
-of both sides; the target is a speedup of at least 50x.
+- the batch sub-graph samplers of ``train.subgraph.method`` (Cluster-GCN batches, GraphSAINT sub-graphs,
+  LADIES layers) against per-node loops: :mod:`benchmarks.subgraph_samplers`.
+
+``--edges`` (``python -m benchmarks --sampler-edges``) adds the generated power-law graphs of
+:mod:`benchmarks.scale_data` (``powerlaw-1e6``, ...). On a graph of more than ``ref_nodes`` (20,000) nodes
+the per-node references of the all-nodes rows are timed on ``ref_nodes`` random nodes and scaled by the
+ratio of sampled edges (the row's ``reference_scaled_from`` says so); every other row times both sides on
+the same work. Every result carries ``edges`` (sampled edges, or walk steps, per call) and the sampled
+edges per second of both sides; the target is a speedup of at least 50x.
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 import torch
 
-from benchmarks.common import Result, load_dataset, loadavg, tiny_dataset
+from benchmarks.common import WORK, BenchData, Result, load_dataset, loadavg, tiny_dataset
 from gnnrec.sampling.neighbors import NeighborSampler, bipartite_csr, loop_sample_neighbors, sample_neighbors
 from gnnrec.sampling.random_walk import RandomWalkSampler
 
@@ -135,7 +142,12 @@ def _result(dataset: str, what: str, times: dict[str, dict[str, list[float]]], e
     return res
 
 
-def bench_dataset(name: str, repeats: int = 5, batch: int = 2048, data=None) -> list[Result]:
+def _scaled(times: dict[str, dict[str, list[float]]], factor: float) -> dict[str, dict[str, list[float]]]:
+    """The reference's times multiplied by ``factor`` (a reference timed on a subset of the work)."""
+    return {**times, "reference": {k: [t * factor for t in v] for k, v in times["reference"].items()}}
+
+
+def bench_dataset(name: str, repeats: int = 5, batch: int = 2048, data=None, ref_nodes: int = 20_000) -> list[Result]:
     data = data if data is not None else load_dataset(name)
     n = data.n_users + data.n_items
     indptr, indices = bipartite_csr(data.n_users, data.n_items, data.train_user, data.train_item)
@@ -148,25 +160,34 @@ def bench_dataset(name: str, repeats: int = 5, batch: int = 2048, data=None) -> 
     results = []
     degree = {"nodes": n, "graph_edges": int(indices.shape[0])}
 
+    # the per-node references on a subset of the nodes when the graph is large (scaled by the sampled edges)
+    ref_set = all_nodes if n <= ref_nodes else torch.sort(torch.randperm(n, generator=g)[:ref_nodes]).values
     for replace in (True, False):
         nbr, mask = sample_neighbors(indptr, indices, all_nodes, 10, replace, g)
         edges = int(mask.sum())
+        factor = 1.0 if ref_set is all_nodes else \
+            edges / max(int(sample_neighbors(indptr, indices, ref_set, 10, replace, g)[1].sum()), 1)
+        scaled = {} if ref_set is all_nodes else {
+            "reference_scaled_from": f"timed on {ref_nodes} random nodes, scaled by the sampled edges (x{factor:.1f})"}
         kind = "with" if replace else "without"
         what = f"neighbours 1-hop f=10, {kind} replacement, all {n} nodes"
         times = interleaved({
             "ours": lambda replace=replace: sample_neighbors(indptr, indices, all_nodes, 10, replace, g),
-            "reference": lambda replace=replace: loop_numpy_neighbors(ptr_np, idx_np, all_nodes.numpy(), 10, replace,
+            "reference": lambda replace=replace: loop_numpy_neighbors(ptr_np, idx_np, ref_set.numpy(), 10, replace,
                                                                       np_rng),
         }, repeats=repeats)
-        results.append(_result(name, what, times, edges, "python loop per node: numpy Generator.choice", degree))
+        times = times if ref_set is all_nodes else _scaled(times, factor)
+        results.append(_result(name, what, times, edges, "python loop per node: numpy Generator.choice",
+                               {**degree, **scaled}))
         times = interleaved({
             "ours": lambda replace=replace: sample_neighbors(indptr, indices, all_nodes, 10, replace, g),
-            "reference": lambda replace=replace: loop_sample_neighbors(ptr_np, idx_np, all_nodes.numpy(), 10,
+            "reference": lambda replace=replace: loop_sample_neighbors(ptr_np, idx_np, ref_set.numpy(), 10,
                                                                        replace),
         }, repeats=repeats)
+        times = times if ref_set is all_nodes else _scaled(times, factor)
         results.append(_result(name, what, times, edges,
                                f"python loop per node: random.{'choices' if replace else 'sample'} on lists",
-                               degree))
+                               {**degree, **scaled}))
 
     # the distinct nodes of one training batch: users, positives, one uniform negative each
     pick = torch.randperm(len(data.train_user), generator=g)[:batch]
@@ -194,12 +215,27 @@ def bench_dataset(name: str, repeats: int = 5, batch: int = 2048, data=None) -> 
     }, repeats=max(1, repeats // 2))
     results.append(_result(name, f"random walks 20x3 + top-10 visited, {len(walk_nodes)} nodes", times, edges,
                            "python loop of walks + Counter", degree))
+    from benchmarks import subgraph_samplers
+
+    results += subgraph_samplers.bench(name, data, max(2, repeats // 2), interleaved, _result, ptr_l, idx_l,
+                                       batch=batch)
     return results
 
 
+def generated(n_edges: int, seed: int = 0) -> BenchData:
+    """The power-law graph of ``n_edges`` training edges (:mod:`benchmarks.scale_data`, cached), as ``BenchData``."""
+    from benchmarks.scale_data import load_or_generate
+
+    d = load_or_generate(int(n_edges), seed, WORK / "scale")
+    empty = np.zeros(0, dtype=np.int64)
+    return BenchData(d.name, d.n_users, d.n_items, d.train_user.astype(np.int64), d.train_item.astype(np.int64),
+                     d.val_user.astype(np.int64), d.val_item.astype(np.int64), empty, empty)
+
+
 def run(datasets: Sequence[str] = ("lastfm-hetrec",), repeats: int = 5, quick: bool = False,
-        threads: Optional[int] = 1) -> list[dict]:
-    """Run the sampler comparisons; ``quick`` uses a tiny random graph (for tests). Returns result dicts
+        threads: Optional[int] = 1, edges: Sequence[int] = ()) -> list[dict]:
+    """Run the sampler comparisons on ``datasets`` and the generated graphs of ``edges`` training edges;
+    ``quick`` uses a tiny random graph (for tests). Returns result dicts
     with keys ``dataset, device, what, ours_ms, reference, reference_ms, speedup`` (and more)."""
     results: list[Result] = []
     before = torch.get_num_threads()
@@ -211,6 +247,10 @@ def run(datasets: Sequence[str] = ("lastfm-hetrec",), repeats: int = 5, quick: b
         else:
             for name in datasets:
                 results += bench_dataset(name, repeats=repeats)
+            for n_edges in edges:
+                data = generated(n_edges)
+                results += bench_dataset(data.name, repeats=repeats if n_edges < 10**7 else max(2, repeats // 2),
+                                         data=data)
     finally:
         torch.set_num_threads(before)
     return [r.as_dict() for r in results]
@@ -218,12 +258,14 @@ def run(datasets: Sequence[str] = ("lastfm-hetrec",), repeats: int = 5, quick: b
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--datasets", nargs="+", default=["lastfm-hetrec"])
+    parser.add_argument("--datasets", nargs="*", default=["lastfm-hetrec"])
+    parser.add_argument("--edges", nargs="*", type=float, default=[],
+                        help="also on generated power-law graphs of these many training edges (1e6 1e7)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="a tiny random graph (smoke test)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (0: torch's default)")
     args = parser.parse_args(argv)
-    rows = run(args.datasets, args.repeats, args.quick, args.threads or None)
+    rows = run(args.datasets, args.repeats, args.quick, args.threads or None, edges=[int(e) for e in args.edges])
     for row in rows:
         print(f"{row['dataset']:>14} | {row['what']:<58} | ours {row['ours_ms']:>8.2f} ms | "
               f"{row['reference']:<52} {row['reference_ms']:>9.2f} ms | speedup {row['speedup']:>6.1f}x "

@@ -18,8 +18,8 @@ GRAPH_ARRAYS = ("train_user", "train_item", "social_src", "social_dst")
 
 def load_graph(paths: Paths) -> dict[str, Any]:
     """``graph.npz`` (written by the build_graph stage) as the dict the models' ``prepare`` takes:
-    ``n_users``, ``n_items`` (ints) and the int64 tensors ``train_user``, ``train_item``, ``social_src``,
-    ``social_dst``."""
+    ``n_users``, ``n_items`` (ints), the int64 tensors ``train_user``, ``train_item``, ``social_src``,
+    ``social_dst``, and ``social_ties_in`` (ties before the filter; ``None`` in a graph file that predates it)."""
     if not paths.graph.exists():
         raise DataError("no graph: run the build_graph stage first", file=str(paths.graph))
     arrays = load_arrays(paths.graph)
@@ -33,6 +33,8 @@ def load_graph(paths: Paths) -> dict[str, Any]:
         graph["user_feature_codes"] = torch.from_numpy(np.ascontiguousarray(arrays["user_feature_codes"],
                                                                             dtype=np.int64))
         graph["n_feature_levels"] = int(arrays["n_feature_levels"])
+    # the training ties before the social filter: 0 when the data has none (a social model is then skipped)
+    graph["social_ties_in"] = int(arrays["social_ties_in"]) if "social_ties_in" in arrays else None
     if "social_fake" in arrays:              # per kept tie: known noise (planted or marked by the data)
         graph["social_fake"] = torch.from_numpy(np.ascontiguousarray(arrays["social_fake"], dtype=np.int8))
     return graph
@@ -40,8 +42,9 @@ def load_graph(paths: Paths) -> dict[str, Any]:
 
 def save_graph(paths: Paths, graph: dict[str, Any]) -> None:
     """Write a graph dict (tensors or arrays, as :func:`load_graph` returns it) to ``graph.npz``."""
+    extra = {} if graph.get("social_ties_in") is None else {"social_ties_in": np.int64(graph["social_ties_in"])}
     save_arrays(paths.graph, {"n_users": np.int64(graph["n_users"]), "n_items": np.int64(graph["n_items"]),
-                              **{k: np.asarray(graph[k], dtype=np.int64) for k in GRAPH_ARRAYS}})
+                              **{k: np.asarray(graph[k], dtype=np.int64) for k in GRAPH_ARRAYS}, **extra})
 
 
 def load_interaction_data(paths: Paths, graph: dict[str, Any]) -> InteractionData:

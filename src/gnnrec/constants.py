@@ -15,6 +15,8 @@ LossName = Literal["bpr", "softmax"]
 #: how a model combines its layer outputs (against over-smoothing)
 LayerCombination = Literal["mean", "concat", "last"]
 SageAggregator = Literal["mean", "pool", "lstm"]
+#: how the whole-graph models train (``train.subgraph.method``): the whole graph per step, or a batch sub-graph
+SubgraphMethod = Literal["full", "cluster", "saint", "layerwise"]
 
 SOURCES: tuple[str, ...] = get_args(SourceName)
 SPLIT_METHODS: tuple[str, ...] = get_args(SplitMethod)
@@ -22,6 +24,7 @@ NEGATIVE_STRATEGIES: tuple[str, ...] = get_args(NegativeStrategy)
 LOSSES: tuple[str, ...] = get_args(LossName)
 LAYER_COMBINATIONS: tuple[str, ...] = get_args(LayerCombination)
 SAGE_AGGREGATORS: tuple[str, ...] = get_args(SageAggregator)
+SUBGRAPH_METHODS: tuple[str, ...] = get_args(SubgraphMethod)
 
 #: the canonical tables of ingest and validate (``users``: the side features of users, 0 rows without a file)
 TABLES = ("interactions", "social", "items", "users")

@@ -28,11 +28,16 @@ the number of held-out items capped at K). Where K exceeds the number of items, 
 Sparse sets are :data:`CSR` pairs ``(indptr [n_users + 1], indices [nnz])`` of long tensors, with the
 column indices of each row sorted and distinct (build them with :func:`gnnrec.graph.csr_from_pairs`); they
 are moved to the embeddings' device. A ``scipy.sparse`` CSR matrix (canonical format) is accepted too.
+
+A model without ranking embeddings (the training-free graph filters, whose scores are products with a sparse
+matrix) passes :class:`DirectScores` in place of ``user_emb`` and ``None`` as ``item_emb``: every function
+here then asks it for each chunk's ``[c, n_items]`` scores.
 """
 
 from __future__ import annotations
 
-from typing import Iterable, Optional, Sequence
+from dataclasses import dataclass
+from typing import Callable, Iterable, Optional, Sequence
 
 import torch
 from torch import Tensor
@@ -129,17 +134,19 @@ CUDA_MEMORY_FRACTION = 0.25
 HOST_CHUNK_BUDGET = 1 << 30
 
 
-def fit_chunk_size(chunk_size: Optional[int], n_items: int, device: torch.device | str = "cpu") -> int:
+def fit_chunk_size(chunk_size: Optional[int], n_items: int, device: torch.device | str = "cpu",
+                   bytes_per_score: int = BYTES_PER_SCORE) -> int:
     """Users scored at once: ``chunk_size`` (``None``: as many as fit), capped so that a chunk's
-    ``users × items`` scores and their temporaries (:data:`BYTES_PER_SCORE` each) fit in memory: on CUDA a
-    quarter of the memory free now (``torch.cuda.mem_get_info``, one query per evaluation), elsewhere 1 GiB."""
+    ``users × items`` scores and their temporaries (``bytes_per_score`` each, :data:`BYTES_PER_SCORE` by
+    default) fit in memory: on CUDA a quarter of the memory free now (``torch.cuda.mem_get_info``, one query
+    per evaluation), elsewhere 1 GiB."""
     device = torch.device(device)
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         budget = free * CUDA_MEMORY_FRACTION
     else:
         budget = HOST_CHUNK_BUDGET
-    fit = max(1, int(budget // (BYTES_PER_SCORE * max(int(n_items), 1))))
+    fit = max(1, int(budget // (max(int(bytes_per_score), 1) * max(int(n_items), 1))))
     return fit if chunk_size is None else max(1, min(int(chunk_size), fit))
 
 
@@ -156,26 +163,81 @@ def cpu_block_rows(n_items: int, bytes_per_score: int = 4) -> int:
     return max(CPU_MIN_CHUNK, CPU_SCORE_BLOCK // (max(int(n_items), 1) * bytes_per_score))
 
 
-def _ranked_chunks(user_emb: Tensor, item_emb: Tensor, exclude: Optional[CSR], users: Tensor, k: int,
+@dataclass(frozen=True)
+class DirectScores:
+    """The scores of a model that has no ranking embeddings, computed per chunk of users: ``score(users [c])
+    -> [c, n_items]`` (a fresh tensor the caller may write to; the model's ``score_users``). It stands in
+    for ``user_emb`` (with ``item_emb=None``) in every function of this module. ``bytes_per_score``: the
+    memory a chunk's scoring takes per score, its temporaries included (it caps the chunk size)."""
+
+    score: Callable[[Tensor], Tensor]
+    n_users: int
+    n_items: int
+    device: torch.device
+    dtype: torch.dtype = torch.float32
+    bytes_per_score: int = BYTES_PER_SCORE
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.n_users, self.n_items)
+
+
+def _sizes(user_emb, item_emb: Optional[Tensor]) -> tuple[int, int, torch.device, torch.dtype]:
+    """``(n_users, n_items, device, dtype)`` of embeddings or of :class:`DirectScores`."""
+    if isinstance(user_emb, DirectScores):
+        return user_emb.n_users, user_emb.n_items, torch.device(user_emb.device), user_emb.dtype
+    return user_emb.shape[0], item_emb.shape[0], user_emb.device, torch.result_type(user_emb, item_emb)
+
+
+def score_rows(user_emb, item_emb: Optional[Tensor], users: Tensor) -> Tensor:
+    """Scores ``[len(users), n_items]`` of some users: ``user_emb[users] @ item_emb.T``, or the
+    :class:`DirectScores`' own."""
+    if isinstance(user_emb, DirectScores):
+        return user_emb.score(users)
+    return user_emb[users] @ item_emb.t()
+
+
+def _ranked_chunks(user_emb, item_emb: Optional[Tensor], exclude: Optional[CSR], users: Tensor, k: int,
                    chunk_size: Optional[int]) -> Iterable[tuple[Tensor, Tensor, Tensor]]:
-    """Yield ``(users [c], ids [c, k], scores [c, k])`` per chunk of users (chunk size: :func:`fit_chunk_size`,
-    on CPU also :func:`cpu_block_rows`)."""
-    chunk_size = fit_chunk_size(chunk_size, item_emb.shape[0], item_emb.device)
-    if item_emb.device.type == "cpu":                  # keep a chunk's scores in the last-level cache
-        chunk_size = min(chunk_size, cpu_block_rows(item_emb.shape[0], item_emb.element_size()))
-    item_t = item_emb.t()                                                    # [d, n_items]
-    # one score buffer for every chunk: a fresh [c, n_items] tensor per chunk costs as much again as the
-    # matmul on CPU (the allocator maps new pages and the kernel zero-fills them on first touch)
-    buffer = torch.empty(min(chunk_size, len(users)), item_emb.shape[0], dtype=torch.result_type(user_emb, item_emb),
-                         device=item_emb.device)
+    """Yield ``(users [c], ids [c, k], scores [c, k])`` per chunk of users (see :func:`_ranked_chunks_masks`)."""
+    for chunk, ranked in _ranked_chunks_masks(user_emb, item_emb, [exclude], users, k, chunk_size):
+        yield chunk, *ranked[0]
+
+
+def _ranked_chunks_masks(user_emb, item_emb: Optional[Tensor], excludes: Sequence[Optional[CSR]], users: Tensor,
+                         k: int, chunk_size: Optional[int]) -> Iterable[tuple[Tensor, list[tuple[Tensor, Tensor]]]]:
+    """Yield ``(users [c], [(ids [c, k], scores [c, k]) per mask of excludes])`` per chunk of users: each chunk
+    is scored once and ranked under every mask. Chunk size: :func:`fit_chunk_size`, on CPU also
+    :func:`cpu_block_rows`; for :class:`DirectScores`, its own memory per score and no cache block (a sparse
+    product over the whole graph per chunk gains from wide chunks)."""
+    direct = isinstance(user_emb, DirectScores)
+    n_items = user_emb.n_items if direct else item_emb.shape[0]
+    if direct:
+        chunk_size = fit_chunk_size(chunk_size, n_items, user_emb.device, user_emb.bytes_per_score)
+    else:
+        chunk_size = fit_chunk_size(chunk_size, n_items, item_emb.device)
+        if item_emb.device.type == "cpu":              # keep a chunk's scores in the last-level cache
+            chunk_size = min(chunk_size, cpu_block_rows(n_items, item_emb.element_size()))
+        item_t = item_emb.t()                                                # [d, n_items]
+        # one score buffer for every chunk: a fresh [c, n_items] tensor per chunk costs as much again as the
+        # matmul on CPU (the allocator maps new pages and the kernel zero-fills them on first touch)
+        buffer = torch.empty(min(chunk_size, len(users)), n_items, dtype=torch.result_type(user_emb, item_emb),
+                             device=item_emb.device)
     for start in range(0, len(users), chunk_size):
         chunk = users[start:start + chunk_size]                              # [c]
-        scores = torch.mm(user_emb[chunk], item_t, out=buffer[:len(chunk)])  # [c, n_items]
-        if exclude is not None:
-            row, col = _gather_rows(exclude, chunk)
-            scores[row, col] = float("-inf")
-        vals, ids = topk_tiebreak(scores, k)
-        yield chunk, ids, vals
+        if direct:
+            scores = user_emb.score(chunk)                                   # [c, n_items]
+        else:
+            scores = torch.mm(user_emb[chunk], item_t, out=buffer[:len(chunk)])
+        ranked = []
+        for j, exclude in enumerate(excludes):
+            masked = scores if j == len(excludes) - 1 else scores.clone()
+            if exclude is not None:
+                row, col = _gather_rows(exclude, chunk)
+                masked[row, col] = float("-inf")
+            vals, ids = topk_tiebreak(masked, k)
+            ranked.append((ids, vals))
+        yield chunk, ranked
 
 
 def evaluable_users(test: CSR, users: Optional[Tensor] = None) -> Tensor:
@@ -194,7 +256,8 @@ def evaluate_ranking(user_emb: Tensor, item_emb: Tensor, exclude: Optional[CSR],
     """Full-ranking metrics of the scores ``user_emb @ item_emb.T``.
 
     Args:
-        user_emb: ``[n_users, d]``; item_emb: ``[n_items, d]`` (same device).
+        user_emb: ``[n_users, d]``; item_emb: ``[n_items, d]`` (same device); or :class:`DirectScores`
+            and None.
         exclude: CSR of items masked per user (training items; plus validation items for test), or None.
         test: CSR of each user's held-out items (must be disjoint from ``exclude``).
         ks: cut-offs; chunk_size: users scored at once; users: restrict to these users (default: all).
@@ -216,24 +279,50 @@ def ranking_metrics_per_user(user_emb: Tensor, item_emb: Tensor, exclude: Option
                              users: Optional[Tensor] = None) -> tuple[Tensor, dict[str, Tensor]]:
     """Like :func:`evaluate_ranking`, per user: ``(users with held-out items [m], {metric: [m] float64})``
     (for per-segment breakdowns)."""
-    device = user_emb.device
-    n_users, n_items = user_emb.shape[0], item_emb.shape[0]
+    n_users, n_items, device, _ = _sizes(user_emb, item_emb)
     test = _to(test, device)
     _check_csr(test, n_users, "test")
     if exclude is not None:
         exclude = _to(exclude, device)
         _check_csr(exclude, n_users, "exclude")
+    ks = _check_ks(ks)
+    eval_users = evaluable_users(test, users)
+    ranked = ((chunk, ids) for chunk, ids, _ in _ranked_chunks(user_emb, item_emb, exclude, eval_users, ks[-1],
+                                                               chunk_size))
+    return eval_users, _metric_parts(ranked, test, ks, n_items, device)
+
+
+@torch.no_grad()
+def metrics_of_top_lists(users: Tensor, ids: Tensor, test: CSR, ks: Sequence[int],
+                         n_items: int) -> tuple[Tensor, dict[str, Tensor]]:
+    """:func:`ranking_metrics_per_user` from top lists ranked beforehand (:func:`top_k_items_masks`):
+    ``users [m]`` ascending and distinct, ``ids [m, k']`` with ``k' = min(max(ks), n_items)``; the users of
+    ``users`` with held-out items are evaluated."""
+    test = _to(test, users.device)
+    ks = _check_ks(ks)
+    eval_users = evaluable_users(test, users)
+    rows = torch.searchsorted(users, eval_users)
+    ranked = [(eval_users, ids[rows, :min(ks[-1], n_items)])] if len(eval_users) else []
+    return eval_users, _metric_parts(ranked, test, ks, n_items, users.device)
+
+
+def _check_ks(ks: Sequence[int]) -> list[int]:
     ks = sorted(int(k) for k in ks)
     if not ks or ks[0] < 1:
         raise ValueError(f"ks: cut-offs must be integers >= 1, got {ks}")
+    return ks
+
+
+def _metric_parts(ranked: Iterable[tuple[Tensor, Tensor]], test: CSR, ks: list[int], n_items: int,
+                  device: torch.device) -> dict[str, Tensor]:
+    """Per-user metrics (the module docstring) of ``(users [c], top ids [c, k'])`` chunks against ``test``."""
     kmax = ks[-1]
-    eval_users = evaluable_users(test, users)
     test_keys = csr_to_pairs(test)[0] * n_items + test[1]                    # sorted: CSR order
     n_test_all = test[0].diff()
     discount = 1.0 / torch.log2(torch.arange(2, kmax + 2, device=device, dtype=torch.float64))  # [kmax]
     ideal = torch.cumsum(discount, 0)                                        # [kmax] IDCG for 1..kmax hits
     parts: dict[str, list[Tensor]] = {f"{m}@{k}": [] for k in ks for m in METRIC_NAMES}
-    for chunk, ids, _ in _ranked_chunks(user_emb, item_emb, exclude, eval_users, kmax, chunk_size):
+    for chunk, ids in ranked:
         key = chunk[:, None] * n_items + ids                                 # [c, k']
         pos = torch.searchsorted(test_keys, key).clamp_max(len(test_keys) - 1)
         hit = (test_keys[pos] == key).double()                               # [c, k'] (k' = min(kmax, n_items))
@@ -255,7 +344,7 @@ def ranking_metrics_per_user(user_emb: Tensor, item_emb: Tensor, exclude: Option
             parts[f"mrr@{k}"].append(torch.where(found, 1.0 / (first + 1).double(), 0.0))
             parts[f"map@{k}"].append(ap_sum[:, h.shape[1] - 1] / n_test.clamp_max(k))
     empty = torch.zeros(0, dtype=torch.float64, device=device)
-    return eval_users, {name: torch.cat(v) if v else empty for name, v in parts.items()}
+    return {name: torch.cat(v) if v else empty for name, v in parts.items()}
 
 
 @torch.no_grad()
@@ -264,20 +353,33 @@ def top_k_items(user_emb: Tensor, item_emb: Tensor, exclude: Optional[CSR], k: i
     """Top ``k`` items per user → ``(users [m], item ids [m, k'], scores [m, k'])`` with
     ``k' = min(k, n_items)``, ordered by score then item id; masked items score ``-inf`` (they appear only
     when a user has fewer than ``k'`` unmasked items). Results are on the embeddings' device."""
-    device = user_emb.device
-    if exclude is not None:
-        exclude = _to(exclude, device)
-        _check_csr(exclude, user_emb.shape[0], "exclude")
+    return top_k_items_masks(user_emb, item_emb, [exclude], k, chunk_size, users)[0]
+
+
+@torch.no_grad()
+def top_k_items_masks(user_emb, item_emb: Optional[Tensor], excludes: Sequence[Optional[CSR]], k: int,
+                      chunk_size: int = 1024, users: Optional[Tensor] = None) -> list[tuple[Tensor, Tensor, Tensor]]:
+    """:func:`top_k_items` under each mask of ``excludes``, every chunk scored once (models whose scoring is
+    the cost, :class:`DirectScores`: the evaluate stage ranks test, validation and recommendations in one
+    pass)."""
+    n_users, n_items, device, dtype = _sizes(user_emb, item_emb)
+    excludes = [None if ex is None else _to(ex, device) for ex in excludes]
+    for ex in excludes:
+        if ex is not None:
+            _check_csr(ex, n_users, "exclude")
     if users is None:
-        users = torch.arange(user_emb.shape[0], device=device)
+        users = torch.arange(n_users, device=device)
     users = torch.as_tensor(users, dtype=torch.long, device=device)
-    out_u, out_i, out_s = [], [], []
-    for chunk, ids, vals in _ranked_chunks(user_emb, item_emb, exclude, users, k, chunk_size):
+    out_u: list[Tensor] = []
+    out: list[tuple[list[Tensor], list[Tensor]]] = [([], []) for _ in excludes]
+    for chunk, ranked in _ranked_chunks_masks(user_emb, item_emb, excludes, users, k, chunk_size):
         out_u.append(chunk)
-        out_i.append(ids)
-        out_s.append(vals)
-    kk = min(k, item_emb.shape[0])
+        for (ids_parts, vals_parts), (ids, vals) in zip(out, ranked):
+            ids_parts.append(ids)
+            vals_parts.append(vals)
+    kk = min(k, n_items)
     if not out_u:
-        return (torch.zeros(0, dtype=torch.long, device=device), torch.zeros(0, kk, dtype=torch.long, device=device),
-                torch.zeros(0, kk, device=device, dtype=user_emb.dtype))
-    return torch.cat(out_u), torch.cat(out_i), torch.cat(out_s)
+        return [(torch.zeros(0, dtype=torch.long, device=device), torch.zeros(0, kk, dtype=torch.long, device=device),
+                 torch.zeros(0, kk, device=device, dtype=dtype)) for _ in excludes]
+    users_out = torch.cat(out_u)
+    return [(users_out, torch.cat(ids_parts), torch.cat(vals_parts)) for ids_parts, vals_parts in out]

@@ -40,7 +40,7 @@ from torch import Tensor
 from gnnrec import cold_start as cs
 from gnnrec.artifacts import load_graph, load_interaction_data
 from gnnrec.errors import DataError, GnnrecError
-from gnnrec.evaluation import csr_union, topk_tiebreak
+from gnnrec.evaluation import csr_union, score_rows, topk_tiebreak
 from gnnrec.io import load_torch, read_json, read_parquet
 from gnnrec.models import model_from_checkpoint
 from gnnrec.paths import Paths
@@ -128,7 +128,10 @@ class Service:
             raise DataError(f"id maps ({len(users_tbl)} users, {len(items_tbl)} items) do not match the graph "
                             f"({self.n_users} users, {self.n_items} items): rerun build_graph",
                             file=str(paths.dataset))
-        self.model = model_from_checkpoint(load_torch(ckpt_path), graph).to(self.device).eval()
+        ckpt = load_torch(ckpt_path)
+        if ckpt.get("skipped"):
+            raise NoRunError(f"model {model!r} was not trained on this data ({ckpt['skipped']})", file=str(ckpt_path))
+        self.model = model_from_checkpoint(ckpt, graph).to(self.device).eval()
         adj = prepare_adjacency(data.adjacency(), self.device)
         with torch.no_grad():
             self.state = self.model.serving_state(adj)
@@ -197,7 +200,7 @@ class Service:
             raise UnknownIdsError({"users": [str(user)]})
         indptr, indices = self.seen
         with torch.no_grad():
-            scores = self.user_emb[uid:uid + 1] @ self.item_emb.t()
+            scores = score_rows(self.user_emb, self.item_emb, torch.tensor([uid], device=self.device))
             scores[0, indices[indptr[uid]:indptr[uid + 1]].to(scores.device)] = float("-inf")
             scores[0, self.hidden] = float("-inf")
         return self._top(scores, n)

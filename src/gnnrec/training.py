@@ -4,7 +4,8 @@ a validation metric. Models with ``trainable = False`` are fitted in one pass in
 
 One epoch is ``ceil(E / batch_size)`` steps over a seeded permutation of the ``E`` training edges. With
 BPR each step draws one negative per edge (vectorised, on the device), computes the batch's scores
-(whole-graph models propagate the whole graph once) and takes an Adam step on
+(whole-graph models propagate the whole graph once; with ``train.subgraph.method`` other than ``full``
+they step on batch sub-graphs instead, :mod:`gnnrec.sampling.subgraph_train`) and takes an Adam step on
 
 .. math::
     \\mathcal{L} = -\\frac{1}{B}\\sum_{(u,i,j)} \\log \\sigma(\\hat y_{ui} - \\hat y_{uj})
@@ -17,7 +18,8 @@ model ranks all items for the validation users (training items masked); the best
 early-stopping metric are kept (a copy) and restored at the end. Training stops after ``patience``
 evaluations without improvement, at ``epochs``, or when ``max_seconds`` is spent.
 
-Same seed, same data, same device (CPU) → same weights and metrics.
+Same seed, same data, same device (CPU) → same weights and metrics. With ``parallel``, the loop is one rank of
+data-parallel training (:mod:`gnnrec.data_parallel`, launched by :mod:`gnnrec.distributed`).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from gnnrec.evaluation import CSR, evaluable_users, evaluate_ranking
 from gnnrec.graph import bipartite_adjacency, csr_from_pairs
 from gnnrec.models.base import Recommender
 from gnnrec.sampling import build_negative_sampler
+from gnnrec.sampling.subgraph_train import build_subgraph_trainer
 
 logger = logging.getLogger("gnnrec.train")
 
@@ -188,7 +191,8 @@ def validation_scores(model: Recommender, adj: Optional[Tensor], exclude: CSR, t
 def train_model(model: Recommender, data: InteractionData, cfg: TrainConfig, metric: Optional[str] = None,
                 seed: int = 0, log: Optional[Callable[[dict[str, Any]], None]] = None,
                 chunk_size: int = 1024, adj: Optional[Tensor] = None,
-                checkpoint_path: Optional[str | Path] = None, checkpoint_every: Optional[int] = None) -> TrainResult:
+                checkpoint_path: Optional[str | Path] = None, checkpoint_every: Optional[int] = None,
+                parallel: Optional[Any] = None) -> TrainResult:
     """Train ``model`` with BPR on ``data``'s training edges, early-stopped on validation ``metric``.
 
     Args:
@@ -205,6 +209,8 @@ def train_model(model: Recommender, data: InteractionData, cfg: TrainConfig, met
             ``checkpoint_every`` epochs (default ``cfg.checkpoint_every``; 0: never) and, if the file exists
             and fits, loaded at the start so that training continues after its last saved epoch, ending
             bit-identical on CPU to an uninterrupted run. The caller deletes it once the outputs are written.
+        parallel: this process's rank of data-parallel training (a :class:`gnnrec.data_parallel.DataParallel`):
+            its share of each epoch's batches, gradients averaged over the ranks, rank 0 validates and saves.
 
     Returns:
         :class:`TrainResult`; the model holds the best epoch's weights.
@@ -218,7 +224,7 @@ def train_model(model: Recommender, data: InteractionData, cfg: TrainConfig, met
     try:
         every = cfg.checkpoint_every if checkpoint_every is None else checkpoint_every
         return _train(model, data, cfg, metric, k, device, seed, log, chunk_size, adj,
-                      Path(checkpoint_path) if checkpoint_path is not None and every else None, every)
+                      Path(checkpoint_path) if checkpoint_path is not None and every else None, every, parallel)
     finally:
         if cfg.num_threads:
             torch.set_num_threads(old_threads)
@@ -227,7 +233,7 @@ def train_model(model: Recommender, data: InteractionData, cfg: TrainConfig, met
 def _train(model: Recommender, data: InteractionData, cfg: TrainConfig, metric: str, k: int,
            device: torch.device, seed: int, log: Optional[Callable[[dict[str, Any]], None]],
            chunk_size: int, adj: Optional[Tensor], checkpoint_path: Optional[Path] = None,
-           checkpoint_every: int = 1) -> TrainResult:
+           checkpoint_every: int = 1, parallel: Optional[Any] = None) -> TrainResult:
     t_start = time.perf_counter()
     torch.manual_seed(seed)
     model.to(device)
@@ -266,12 +272,21 @@ def _train(model: Recommender, data: InteractionData, cfg: TrainConfig, metric: 
     optimizer = make_optimizer(model, cfg.lr)
     batch = cfg.batch_size
     n_steps = math.ceil(n_edges / batch)
+    # train.subgraph: whole-graph models step on batch sub-graphs (gnnrec.sampling.subgraph_train); None: as below
+    subgraph = build_subgraph_trainer(cfg, model, adj, data.n_users, users, items, seed)
+    if subgraph is not None and subgraph.sparse_grads:     # sparse embedding gradient: lazy Adam (gnnrec.optim)
+        optimizer = subgraph.optimizer(model, cfg.lr)
+    if parallel is not None:             # data-parallel rank: all-reducing optimizer, its share of sub-graphs
+        optimizer, subgraph = parallel.setup(model, optimizer, subgraph, device)
 
     best_state: Optional[dict[str, Tensor]] = None
     since_best = 0
     start_epoch = 1
     # ---- resume (gnnrec.checkpointing): continue a killed run after its last saved epoch
-    resumed = checkpoint.load_state(checkpoint_path, model, cfg.epochs) if checkpoint_path is not None else None
+    def load_resume() -> Optional[dict[str, Any]]:
+        return checkpoint.load_state(checkpoint_path, model, cfg.epochs) if checkpoint_path is not None else None
+
+    resumed = load_resume() if parallel is None else parallel.from_main_object(load_resume)   # a rank: rank 0's
     if resumed is not None:
         start_epoch, best_state, since_best = checkpoint.apply_state(resumed, model, optimizer, generator, sampler,
                                                                      result)
@@ -280,31 +295,38 @@ def _train(model: Recommender, data: InteractionData, cfg: TrainConfig, metric: 
     for epoch in range(start_epoch, cfg.epochs + 1):
         sampler.set_epoch(epoch)
         t_epoch = time.perf_counter()
-        perm = torch.randperm(n_edges, generator=generator, device=device)
-        total = torch.zeros((), device=device)
-        for step in range(n_steps):
+        negatives = generator if parallel is None else parallel.start_epoch(epoch)   # a rank: its own negatives
+        if subgraph is not None:
+            total, n_steps = subgraph.epoch(model, optimizer, sampler, negatives, cfg.l2)
+        else:
+            perm = torch.randperm(n_edges, generator=generator, device=device)
+            total = torch.zeros((), device=device)
+        steps = range(n_steps) if parallel is None else parallel.steps(n_steps)    # a rank: its share
+        for step in (steps if subgraph is None else ()):
             idx = perm[step * batch:(step + 1) * batch]                     # [B]
             u, i = users[idx], items[idx]
             if in_batch:                                                     # softmax: no sampled negatives
                 j = None
             elif needs_model:
-                j = sampler.sample(u, generator, model=model, adj=adj)       # [B] negatives
+                j = sampler.sample(u, negatives, model=model, adj=adj)       # [B] negatives
             else:
-                j = sampler.sample(u, generator)                             # [B] negatives
+                j = sampler.sample(u, negatives)                             # [B] negatives
             loss = batch_loss(model, adj, u, i, j, cfg)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             total += loss.detach()
-        epoch_loss = float(total) / n_steps                                  # one host sync per epoch
+        epoch_loss = (float(total) / n_steps if parallel is None                # one host sync per epoch
+                      else parallel.mean_loss(total, n_steps if subgraph is not None else len(steps)))
         if not math.isfinite(epoch_loss):
             raise TrainingError(f"the training loss became {epoch_loss} at epoch {epoch} "
                                 f"(lr {cfg.lr}): lower train.lr")
         elapsed = time.perf_counter() - t_start
         out_of_time = cfg.max_seconds is not None and elapsed >= cfg.max_seconds
+        out_of_time = out_of_time if parallel is None else parallel.agree(out_of_time)   # rank 0's clock
         val = None
         if epoch % cfg.eval_every == 0 or epoch == cfg.epochs or out_of_time:
-            val = score()
+            val = score() if parallel is None else parallel.from_main(score)           # rank 0 validates
             if val is not None:
                 if result.best_score is None or val > result.best_score:
                     result.best_score, result.best_epoch, since_best = val, epoch, 0
@@ -320,7 +342,7 @@ def _train(model: Recommender, data: InteractionData, cfg: TrainConfig, metric: 
                     extra={"progress_done": epoch, "progress_total": cfg.epochs, "progress_unit": "epochs"})
         if log is not None:
             log(dict(row))
-        if checkpoint_path is not None and epoch % checkpoint_every == 0:     # resumable state (atomic write)
+        if checkpoint_path is not None and epoch % checkpoint_every == 0 and (parallel is None or parallel.is_main):
             checkpoint.save_state(checkpoint_path, epoch=epoch, model=model, optimizer=optimizer, generator=generator,
                                   sampler=sampler, best_state=best_state, result=result, since_best=since_best,
                                   seconds=seconds, stopped=("early_stop" if since_best >= cfg.patience else

@@ -23,6 +23,7 @@ TINY = {
     "train": {"epochs": 4, "batch_size": 256, "patience": 2},
     "lightgcn": {"embedding_dim": 16, "num_layers": 2},
     "mf": {"embedding_dim": 16},
+    "social": {"embedding_dim": 16, "num_layers": 2},
     "evaluate": {"k": [5, 10], "chunk_size": 32},
     "report": {"example_users": 2, "top_n": 5},
 }

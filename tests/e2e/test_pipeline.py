@@ -191,18 +191,25 @@ def test_every_model_runs_in_one_experiment_and_the_report_compares_them(tiny_pr
         tiny_project.dvc("checkout", "-q", check=False)
 
 
-def test_social_model_on_data_without_ties_fails_before_training_with_a_clear_message(tiny_project, tmp_path):
+def test_social_model_on_data_without_ties_is_skipped_with_a_warning_and_a_report_line(tiny_project, tmp_path):
+    """``social`` is in the default models: on data without ties it is skipped (not an error), and says so."""
     (tmp_path / "interactions.csv").write_text(
         "user_id,item_id\n" + "".join(f"u{u},i{(u * 7 + j) % 30}\n" for u in range(20) for j in range(8)))
-    tiny_project.set_params({"data": {"source": "csv", "path": str(tmp_path)}, "models": ["social"]})
+    tiny_project.set_params({"data": {"source": "csv", "path": str(tmp_path)}, "models": ["social", "popularity"],
+                             "split": {"cold_start": {"user_share": 0.0, "val_share": 0.0, "item_share": 0.0}}})
     try:
         result = tiny_project.dvc("repro", check=False)
         out = result.stdout + result.stderr
-        assert result.returncode != 0
-        assert "'social' cannot run on the dataset 'csv'" in out and "needs social ties" in out, out[-3000:]
-        assert "remove 'social' from models" in out
+        assert result.returncode == 0, out[-3000:]
+        assert "train@social skipped: model 'social' needs social ties, but the dataset has none" in out, out[-3000:]
         assert "Traceback" not in out, out[-3000:]
-        assert not (tiny_project.root / "reports" / "train" / "social.json").exists()
+        summary = json.loads(tiny_project.read("reports/train/social.json"))
+        assert "the dataset has none" in summary["skipped"]
+        metrics = json.loads(tiny_project.read("reports/metrics.json"))
+        assert "social" not in metrics and "popularity" in metrics
+        assert json.loads(tiny_project.read("reports/evaluation.json"))["models"]["social"] == {
+            "skipped": summary["skipped"]}
+        assert "social was not trained: model 'social' needs social ties" in tiny_project.read("reports/report.md")
     finally:
         tiny_project.run("git", "checkout", "-q", "params.yaml")
         tiny_project.dvc("checkout", "-q", check=False)

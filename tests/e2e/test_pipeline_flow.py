@@ -15,7 +15,8 @@ from tests.e2e.conftest import make_project
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-STAGES = ("ingest", "validate", "split", "build_graph", "train@lightgcn", "train@mf", "train@popularity",
+STAGES = ("ingest", "validate", "split", "build_graph", "train@lightgcn", "train@social", "train@mf",
+          "train@popularity",
           "oracle", "evaluate", "report")
 CLOCK = r"\d\d:\d\d:\d\d"
 

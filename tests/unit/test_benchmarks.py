@@ -233,3 +233,15 @@ def test_cold_start_benchmark_pairs_users_and_picks_the_best_model():
     assert s["tests"]["k=1"]["best"] == "lightgcn"
     assert s["tests"]["k=1"]["popularity"]["diff"] == 0.3 and s["tests"]["k=1"]["popularity"]["n"] == 4
     assert s["tests"]["k=1"]["mf"]["diff"] == 0.4
+
+
+@pytest.mark.realdata
+def test_benchmark_loader_reads_movielens_with_its_user_table():
+    """``benchmarks.common.load_dataset`` validates like the validate stage, the ``u.user`` side table included
+    (it failed on it when the users table was not handed to the validation)."""
+    from benchmarks.common import load_dataset
+    from tests.conftest import require_shared
+
+    data = load_dataset("movielens-100k", str(require_shared("movielens-100k").parent))
+    assert (data.n_users, data.n_items) == (943, 1682)
+    assert len(data.train_user) + len(data.val_user) + len(data.test_user) == 100_000

@@ -9,7 +9,7 @@ import pytest
 
 from gnnrec.config import Params, load_params, params_from_dict, params_to_dict, parse_metric
 from gnnrec.errors import ParamsError
-from gnnrec.models.registry import BUILTIN
+from gnnrec.models.registry import BUILTIN, model_class
 from tests.conftest import REPO
 
 MODEL_NAMES = list(BUILTIN)
@@ -25,7 +25,7 @@ def test_repo_params_file_states_every_default():
     for name in MODEL_NAMES:
         assert params.model(name) == defaults.model(name)
         assert name in params.model_sections, f"params.yaml has no section for model {name}"
-    assert params.data.source == "synthetic" and params.models == ("lightgcn", "mf", "popularity")
+    assert params.data.source == "synthetic" and params.models == ("lightgcn", "social", "mf", "popularity")
     assert params.evaluate.k == (10, 20) and params.validate.strict is False
     assert "seed" in params_to_dict(params) and "min_common_items" in params_to_dict(params)["graph"]["social"]
 
@@ -37,7 +37,7 @@ def test_model_section_overrides_train_settings():
     assert params.train_for("lightgcn").lr == 0.01
 
 
-@pytest.mark.parametrize("name", [m for m in MODEL_NAMES if m != "popularity"])
+@pytest.mark.parametrize("name", [m for m in MODEL_NAMES if model_class(m).trainable])
 def test_every_trainable_model_section_takes_the_train_overrides(name):
     params = params_from_dict({"train": {"lr": 0.01, "patience": 3},
                                name: {"epochs": 7, "batch_size": 64, "lr": 0.002, "l2": 0.0}})
@@ -84,6 +84,8 @@ def test_every_trainable_model_section_takes_the_train_overrides(name):
     ({"data": {"tabular": {"columns": {"usr": "u"}}}}, "data.tabular.columns.usr", "known key"),
     ({"models": ["lightgcn", "lightgcn"]}, "models", "distinct"),
     ({"data": "movielens"}, "data", "a mapping"),
+    ({"bspm": {"blur_solver": "dopri5"}}, "bspm.blur_solver", "one of"),
+    ({"gfcf": {"epochs": 3}}, "gfcf.epochs", "None"),          # training-free: no training overrides
 ])
 def test_bad_params_name_the_key(raw, key, expected):
     with pytest.raises(ParamsError) as err:

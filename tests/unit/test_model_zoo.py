@@ -27,6 +27,7 @@ from gnnrec.models import (
     NGCF,
     GraphInputError,
     GraphSAGE,
+    NoSocialTiesError,
     PinSage,
     SocialGNN,
     build_model,
@@ -105,7 +106,8 @@ def batch(n: int = 6):
 
 
 def test_every_registered_model_is_covered():
-    assert set(BUILTIN) == {model_name(c) for c in SMALL} | {"popularity"}
+    # popularity and the training-free filters (tests/unit/test_graph_filters.py) have no training contract
+    assert set(BUILTIN) == {model_name(c) for c in SMALL} | {"popularity", "gfcf", "bspm"}
 
 
 # ------------------------------------------------------------------------------------ contract
@@ -353,35 +355,56 @@ def test_social_gate_can_down_weight_ties(world):
     assert no_attention.gate is None and bool((no_attention.tie_weights() == 1).all())
 
 
-def test_social_without_ties_is_a_clear_error(world):
+def test_social_without_ties_is_a_clear_error_that_tells_no_data_from_a_filter_that_dropped_all(world):
     _, _, graph, _ = world
-    empty = dict(graph, social_src=torch.zeros(0, dtype=torch.long), social_dst=torch.zeros(0, dtype=torch.long))
-    with pytest.raises(GraphInputError, match="social ties"):
-        make("social", empty)
-    assert issubclass(GraphInputError, GnnrecError)
+    none = {"social_src": torch.zeros(0, dtype=torch.long), "social_dst": torch.zeros(0, dtype=torch.long)}
+    with pytest.raises(NoSocialTiesError, match="the dataset has none"):
+        make("social", dict(graph, **none, social_ties_in=0))
+    with pytest.raises(GraphInputError, match="filter dropped every tie") as info:
+        make("social", dict(graph, **none, social_ties_in=12))
+    assert not isinstance(info.value, NoSocialTiesError)
+    assert issubclass(NoSocialTiesError, GraphInputError) and issubclass(GraphInputError, GnnrecError)
 
 
-def test_social_stage_without_ties_fails_before_training_naming_models_and_dataset(tmp_path, world):
+def _stage_inputs(tmp_path, world, social_ties_in):
     import pandas as pd
 
     from gnnrec.artifacts import save_graph
     from gnnrec.io import write_parquet
     from gnnrec.paths import Paths
-    from gnnrec.stages import train as train_stage
 
     data, _, graph, _ = world
     paths = Paths(tmp_path)
     save_graph(paths, dict(graph, social_src=torch.zeros(0, dtype=torch.long),
-                           social_dst=torch.zeros(0, dtype=torch.long)))
+                           social_dst=torch.zeros(0, dtype=torch.long), social_ties_in=social_ties_in))
     write_parquet(paths.split / "val.parquet", pd.DataFrame(
         {"user_id": data.val_user.numpy(), "item_id": data.val_item.numpy(),
          "weight": np.ones(len(data.val_user), np.float32),
          "timestamp": pd.array([None] * len(data.val_user), "Int64")}))
-    params = params_from_dict({"models": ["social"], "data": {"source": "movielens-100k", "path": "data/ml"}})
+    return paths, params_from_dict({"models": ["social"], "data": {"source": "movielens-100k", "path": "data/ml"}})
+
+
+def test_social_stage_on_data_without_ties_is_skipped_and_its_outputs_say_so(tmp_path, world):
+    from gnnrec.io import load_torch, read_json
+    from gnnrec.stages import train as train_stage
+
+    paths, params = _stage_inputs(tmp_path, world, social_ties_in=0)
+    out = train_stage.run(params, paths, "social")
+    assert "the dataset has none" in out["skipped"]
+    assert load_torch(paths.model("social")) == {"model": "social", "skipped": out["skipped"]}
+    assert read_json(paths.train_summary("social"))["skipped"] == out["skipped"]
+    assert paths.train_history("social").exists()
+
+
+def test_social_stage_whose_filter_dropped_every_tie_fails_before_training_naming_models_and_dataset(tmp_path, world):
+    from gnnrec.stages import train as train_stage
+
+    paths, params = _stage_inputs(tmp_path, world, social_ties_in=40)
     with pytest.raises(GraphInputError) as info:
         train_stage.run(params, paths, "social")
     message = str(info.value)
     assert "'models'" in message and "'social'" in message and "movielens-100k" in message
+    assert "filter dropped every tie" in message
     assert not paths.model("social").exists()
 
 

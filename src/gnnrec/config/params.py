@@ -41,7 +41,7 @@ class Params(Section):
     validate_: ValidateConfig = Field(ValidateConfig(), alias="validate")
     split: SplitConfig = SplitConfig()
     graph: GraphConfig = GraphConfig()
-    models: Annotated[tuple[str, ...], Field(min_length=1)] = ("lightgcn", "mf", "popularity")
+    models: Annotated[tuple[str, ...], Field(min_length=1)] = ("lightgcn", "social", "mf", "popularity")
     train: TrainConfig = TrainConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
     report: ReportConfig = ReportConfig()

@@ -48,6 +48,7 @@ from gnnrec.constants import (
     NegativeStrategy,
     SageAggregator,
     SplitMethod,
+    SubgraphMethod,
 )
 from gnnrec.errors import ParamsError
 
@@ -142,6 +143,50 @@ class GraphConfig(Section):
 
 
 # --------------------------------------------------------------------------------------- train
+class SubgraphConfig(Section):
+    """How the whole-graph models (LightGCN, NGCF, GCN, social) train: on the whole graph every step
+    (``full``) or on a batch sub-graph (:mod:`gnnrec.sampling.subgraph`). Models that train on their own
+    sampled blocks (GraphSAGE, GAT, PinSage), MF and SocialLGN ignore it (a log line says so)."""
+
+    method: SubgraphMethod = "full"
+    #: BPR negatives: from ``all`` items (as in full training) or only the batch sub-graph's items
+    negatives: Literal["all", "subgraph"] = "all"
+    #: cluster: METIS parts of the user–item graph; null: sized by the graph, ceil(training edges ·
+    #: clusters_per_batch / (4 · batch_size)): a batch's parts hold about 4 · batch_size edges at any size, of
+    #: which about batch_size are within them (positives), so a step's memory does not grow with the graph
+    num_parts: Optional[PositiveInt] = None
+    clusters_per_batch: PositiveInt = 4       # cluster: parts merged per batch (edges between them kept)
+    walk_length: PositiveInt = 2              # saint: random-walk length from each root
+    #: saint: walk roots (users) per sub-graph; null: batch_size / walk_length
+    roots: Optional[PositiveInt] = None
+    #: saint: sub-graphs per epoch; null: training edges / the mean positives of a sub-graph
+    num_steps: Optional[PositiveInt] = None
+    sample_coverage: PositiveInt = 20         # saint: pre-sampled sub-graphs hold about this many copies of each node
+    #: saint: at most this many pre-sampled sub-graphs (a warning below a quarter of sample_coverage); null: no cap
+    max_presample: Optional[PositiveInt] = None
+    #: layerwise: nodes sampled per layer, from the output layer down (the last entry repeats for deeper models)
+    layer_sizes: PositiveInts = (1024,)
+    importance: Literal["ladies", "fastgcn"] = "ladies"     # layerwise: the importance distribution
+    #: sparse gradient for the embedding table and lazy Adam (gnnrec.optim.LazyAdam: only the batch's rows are
+    #: updated) instead of a dense [N, d] gradient and Adam over every row; false: dense, as full training
+    sparse_grads: StrictBool = True
+
+    @model_validator(mode="after")
+    def _check_parts(self) -> "SubgraphConfig":
+        if self.num_parts is not None and self.clusters_per_batch > self.num_parts:
+            raise ParamsError("clusters_per_batch", f"at most num_parts ({self.num_parts})", self.clusters_per_batch)
+        return self
+
+
+class DistributedConfig(Section):
+    """Data-parallel training on ``torch.distributed`` (:mod:`gnnrec.distributed`): with ``nproc_per_node`` > 1
+    the train stage launches itself on that many local processes through ``torchrun`` (gloo on CPU, NCCL on
+    CUDA: one GPU per process); 1 trains in the stage's own process. Several machines: ``torchrun --nnodes``
+    by hand (README)."""
+
+    nproc_per_node: PositiveInt = 1
+
+
 class TrainConfig(Section):
     """The shared training loop. Any of ``epochs``, ``batch_size``, ``lr``, ``l2`` and ``patience`` can
     be overridden per model in that model's section (:class:`ModelParams`)."""
@@ -162,10 +207,15 @@ class TrainConfig(Section):
     num_threads: Optional[PositiveInt] = None
     max_seconds: Optional[PositiveNumber] = None
     checkpoint_every: Annotated[StrictInt, Field(ge=0)] = 1   # 0: no resumable checkpoints
+    subgraph: SubgraphConfig = SubgraphConfig()
+    distributed: DistributedConfig = DistributedConfig()
 
     @model_validator(mode="after")
     def _check_metric(self) -> "TrainConfig":
         parse_metric(self.early_stop, "early_stop")
+        if self.subgraph.method != "full" and self.loss != "bpr":
+            raise ParamsError("subgraph.method", "full with train.loss softmax (the sub-graph methods train BPR)",
+                              self.subgraph.method)
         return self
 
 
@@ -249,5 +299,5 @@ __all__ = ["ColdStartEvaluate", "ColdStartSplit", "DataConfig", "EvaluateConfig"
             "Fanouts", "GraphConfig", "InteractionColumns", "ItemColumns",
            "LayerCombination", "ModelParams", "NoParams", "Number", "OpenUnit", "PositiveInt", "PositiveNumber",
            "PlantedNoiseConfig", "ReportConfig", "SageAggregator", "Section", "SocialColumns", "SocialGraphConfig",
-           "SplitConfig", "SyntheticConfig", "TasteFilterConfig",
+           "SplitConfig", "SubgraphConfig", "SyntheticConfig", "TasteFilterConfig",
            "TRAIN_OVERRIDES", "TabularConfig", "TrainConfig", "Unit", "ValidateConfig", "parse_metric"]

@@ -14,7 +14,8 @@ from gnnrec.models.registry import BUILTIN, build_model, model_class
 
 _CLASSES = {target.partition(":")[2]: target for target in BUILTIN.values()}
 _LAZY = {"Recommender": "gnnrec.models.base:Recommender", "NotSupportedError": "gnnrec.models.base:NotSupportedError",
-         "GraphInputError": "gnnrec.models.base:GraphInputError", **_CLASSES}
+         "GraphInputError": "gnnrec.models.base:GraphInputError",
+         "NoSocialTiesError": "gnnrec.models.base:NoSocialTiesError", **_CLASSES}
 
 
 def __getattr__(name: str) -> Any:

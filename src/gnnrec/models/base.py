@@ -17,8 +17,11 @@ What the training loop, the evaluator and the stages call on a model — and not
   from their known items and friends), :meth:`infer_items`, :meth:`exact_users` (whole-graph and sampled
   models: the new users join the graph and the model's own propagation embeds them) and
   ``cold_start_settings`` (the inference settings validation users choose from);
-- declared now, implemented by later models: :meth:`subgraph_forward` (a training step on a batch
-  sub-graph). Defaults that a model does not support raise :class:`NotSupportedError` naming the model.
+- training on batch sub-graphs (``train.subgraph.method``, :mod:`gnnrec.sampling.subgraph`):
+  ``subgraph_training`` (does the model have it), :meth:`subgraph_layer0` (the batch nodes' layer-0 rows,
+  gathered once: the forward pass and the L2 term read them), :meth:`subgraph_forward` (BPR scores on a
+  batch sub-graph) and :meth:`subgraph_extra_edges` (edges beyond the user–item graph that the batch must
+  carry: the social ties). Defaults that a model does not support raise :class:`NotSupportedError` naming the model.
 
 A checkpoint is ``{"model": name, "kwargs": constructor kwargs, "state_dict": ...}`` (plain tensors and
 numbers, loadable with ``torch.load(..., weights_only=True)``); :meth:`prepare` derives non-persistent
@@ -52,6 +55,15 @@ def gather_rows(x: Tensor, index: Tensor) -> Tensor:
     return torch.index_select(x, 0, index.reshape(-1)).reshape(*index.shape, *x.shape[1:])
 
 
+def embedding_rows(weight: Tensor, nodes: Tensor, sparse: bool = False) -> Tensor:
+    """``weight[nodes]`` (``[len(nodes), d]``): the one gather of a table for a batch. Its gradient is dense
+    (``index_select``: deterministic) or, with ``sparse``, a sparse COO tensor holding only the rows of ``nodes``
+    (``nn.Embedding(sparse=True)``'s: for :class:`gnnrec.optim.LazyAdam`)."""
+    if sparse:
+        return torch.nn.functional.embedding(nodes, weight, sparse=True)
+    return weight.index_select(0, nodes)
+
+
 def mean_rows(table: Tensor, lists: "list[Tensor] | tuple[Tensor, ...]", weights: Optional[Tensor] = None) -> Tensor:
     """``[m, d]``: per list of row ids, the (``weights``-weighted) mean of the rows of ``table`` it names;
     zeros for an empty list (the one-hop fold-in of new users and items)."""
@@ -71,6 +83,11 @@ class GraphInputError(GnnrecError, ValueError):
     """A model cannot run on this graph (e.g. the social model on a dataset without social ties)."""
 
 
+class NoSocialTiesError(GraphInputError):
+    """A social model on a dataset that has no social ties at all (not one whose filter dropped them all): the
+    train stage skips the model, with a warning and a line in the report, instead of failing the run."""
+
+
 class Recommender(nn.Module, metaclass=ABCMeta):
     """Base of every model (see the module docstring for the contract)."""
 
@@ -88,6 +105,8 @@ class Recommender(nn.Module, metaclass=ABCMeta):
     cold_start_settings: ClassVar[dict[str, tuple]] = {}
     #: scores differ between users (False for the popularity baseline: no similar-users blend applies)
     personalised: ClassVar[bool] = True
+    #: trains on batch sub-graphs when ``train.subgraph.method`` is not ``full`` (:meth:`subgraph_forward`)
+    subgraph_training: ClassVar[bool] = False
 
     def __init__(self, n_users: int, n_items: int) -> None:
         super().__init__()
@@ -103,7 +122,10 @@ class Recommender(nn.Module, metaclass=ABCMeta):
 
     @abstractmethod
     def embed(self, adj: Optional[Tensor]) -> tuple[Tensor, Tensor]:
-        """``(user_emb [n_users, d], item_emb [n_items, d])``: scores are ``user_emb @ item_emb.T``."""
+        """``(user_emb [n_users, d], item_emb [n_items, d])``: scores are ``user_emb @ item_emb.T``. A model
+        without ranking embeddings (the training-free graph filters) returns
+        ``(gnnrec.evaluation.DirectScores, None)`` instead, which every function of :mod:`gnnrec.evaluation`
+        takes in their place and which scores chunks of users through :meth:`score_users`."""
 
     # ---------------------------------------------------------------------------------- training
     def forward(self, adj: Optional[Tensor], users: Tensor, pos: Tensor, neg: Tensor) -> tuple[Tensor, Tensor]:
@@ -135,10 +157,22 @@ class Recommender(nn.Module, metaclass=ABCMeta):
         (:class:`gnnrec.training.InteractionData`)."""
         raise self.unsupported("fit (one-pass fitting)")
 
-    def subgraph_forward(self, batch: Any) -> tuple[Tensor, Tensor]:
-        """BPR scores of a batch computed on its sampled sub-graph (``batch``: the sub-graph and its
-        ``users``, ``pos``, ``neg`` in local ids)."""
+    def subgraph_layer0(self, nodes: Tensor, sparse: bool = False) -> Tensor:
+        """Layer-0 rows ``[len(nodes), d]`` of a batch's nodes (what :meth:`ego_embeddings` gives for them),
+        gathered once (:func:`embedding_rows`; ``sparse``: a sparse gradient for the embedding table)."""
+        raise self.unsupported("subgraph_layer0 (training on batch sub-graphs)")
+
+    def subgraph_forward(self, batch: Any, x0: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
+        """BPR scores ``([P], [P])`` of a batch computed on its sampled sub-graph (``batch``: a
+        :class:`gnnrec.sampling.subgraph.SubgraphBatch`, the sub-graph's nodes and per-layer operators and its
+        ``users``, ``pos``, ``neg`` in local ids) from ``x0``, :meth:`subgraph_layer0` of ``batch.nodes``
+        (None: gathered here)."""
         raise self.unsupported("subgraph_forward (training on batch sub-graphs)")
+
+    def subgraph_extra_edges(self) -> Optional[tuple[Tensor, Tensor, Tensor]]:
+        """Edges beyond the user–item graph that a batch sub-graph must carry, as a CSR operator ``(indptr
+        [N + 1], indices, values)`` over the bipartite node ids (rows: the receiving nodes), or None."""
+        return None
 
     # ---------------------------------------------------------------------------------- inference
     @torch.no_grad()

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gnnrec.constants import LAYER_COMBINATIONS
-from gnnrec.models.base import Recommender, gather_rows
+from gnnrec.models.base import Recommender, embedding_rows, gather_rows
 
 
 def check_choice(name: str, value: str, choices: Sequence[str]) -> str:
@@ -140,6 +140,9 @@ class EmbeddingRecommender(Recommender):
         """Layer-0 embeddings ``([len(users), d], [len(items), d])`` for the L2 penalty."""
         rows = self.embedding.weight[torch.cat([users, items + self.n_users])]
         return rows[: users.shape[0]], rows[users.shape[0]:]
+
+    def subgraph_layer0(self, nodes: Tensor, sparse: bool = False) -> Tensor:
+        return embedding_rows(self.embedding.weight, nodes, sparse)
 
     def exact_users(self, graph: dict[str, Any], items: list[Tensor],
                     friends: Optional[list[Tensor]] = None) -> Tensor:

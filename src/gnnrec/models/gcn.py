@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, Optional
 
 import torch.nn.functional as F
 from pydantic import Field, StrictBool, StrictInt
@@ -53,6 +53,7 @@ class GCN(WholeGraphRecommender):
         layer_combination: LayerCombination = "mean"
 
     description = "GCN: self loops, W per layer, ReLU"
+    subgraph_training = True
 
     def __init__(self, n_users: int, n_items: int, embedding_dim: int = 64, num_layers: int = 2,
                  dropout: float = 0.0, edge_dropout: float = 0.0, residual: bool = False,
@@ -92,6 +93,23 @@ class GCN(WholeGraphRecommender):
             x = h
             layers.append(x)
         return combine_layers(layers, self.layer_combination)
+
+    def subgraph_forward(self, batch: Any, x0: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
+        """BPR scores on a batch sub-graph (:meth:`propagate` over the batch's operators, with the degrees
+        its normalisation assumes)."""
+        deg = batch.degree.to(self.embedding.weight.dtype)[:, None]           # [n, 1]
+        scale, self_weight = (deg / (deg + 1)).sqrt(), 1.0 / (deg + 1)
+        x = self.subgraph_layer0(batch.nodes) if x0 is None else x0          # [n, d]
+        layers = [x[: batch.n_out]]
+        ops = batch.operators(self.num_layers, self.edge_dropout, self.training)
+        for k, (op, lin) in enumerate(zip(ops, self.lins)):
+            h, m = lin(x), op.n_dst
+            h = scale[:m] * op.mm(scale[: h.shape[0]] * h) + self_weight[:m] * h[:m]
+            if k < self.num_layers - 1:
+                h = F.dropout(F.relu(h), self.dropout, self.training)
+            x = h + x[:m] if self.residual else h
+            layers.append(x[: batch.n_out])
+        return batch.scores(combine_layers(layers, self.layer_combination))
 
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}({self.n_users}, {self.n_items}, embedding_dim={self.embedding_dim}, "

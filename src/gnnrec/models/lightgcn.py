@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from gnnrec.config.schema import ModelParams, PositiveInt
 from gnnrec.graph import spmm, symmetric_spmm
-from gnnrec.models.base import Recommender
+from gnnrec.models.base import Recommender, embedding_rows
 from gnnrec.models.user_features import UserFeatureEmbedding
 
 
@@ -95,6 +95,7 @@ class LightGCN(Recommender):
 
     description = "LightGCN: linear propagation, layers averaged"
     traits = "linear propagation over the whole graph"
+    subgraph_training = True
 
     def __init__(self, n_users: int, n_items: int, embedding_dim: int = 64, num_layers: int = 3,
                  user_features: bool = False, n_feature_levels: int = 0, init_std: float = 0.1) -> None:
@@ -156,6 +157,24 @@ class LightGCN(Recommender):
         nodes = torch.cat([users, items + self.n_users])
         e = _PropagateGather.apply(adj, self.layer0(), nodes, self.num_layers) / (self.num_layers + 1)
         return e[: users.shape[0]], e[users.shape[0]:]
+
+    def subgraph_layer0(self, nodes: Tensor, sparse: bool = False) -> Tensor:
+        """:meth:`layer0`'s rows of ``nodes`` ``[n, d]``, computed for those rows only."""
+        x = embedding_rows(self.embedding.weight, nodes, sparse)
+        if self.user_features is None:
+            return x
+        is_user = (nodes < self.n_users).to(x.dtype)[:, None]
+        return x + self.user_features.of_users(nodes.clamp_max(self.n_users - 1)) * is_user
+
+    def subgraph_forward(self, batch: Any, x0: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
+        """BPR scores on a batch sub-graph: the layers propagate over the batch's operators (estimates of
+        Â on its nodes) from the batch nodes' layer-0 rows ``x0`` (:meth:`subgraph_layer0`)."""
+        x = self.subgraph_layer0(batch.nodes) if x0 is None else x0            # [n, d]
+        out = x[: batch.n_out]
+        for op in batch.operators(self.num_layers):
+            x = op.mm(x)                                                       # [n_dst, d]
+            out = out + x[: batch.n_out]
+        return batch.scores(out / (self.num_layers + 1))
 
     def ego_embeddings(self, users: Tensor, items: Tensor) -> tuple[Tensor, Tensor]:
         """Layer-0 embeddings ``([len(users), d], [len(items), d])`` for the L2 penalty."""

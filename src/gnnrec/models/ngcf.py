@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, Optional
 
 import torch.nn.functional as F
 from pydantic import Field, StrictInt
@@ -54,6 +54,7 @@ class NGCF(WholeGraphRecommender):
         layer_combination: LayerCombination = "concat"
 
     description = "NGCF: W1·(self + neighbours) + W2·(neighbour ⊙ self), LeakyReLU, layers concatenated"
+    subgraph_training = True
 
     def __init__(self, n_users: int, n_items: int, embedding_dim: int = 64, num_layers: int = 3,
                  message_dropout: float = 0.1, edge_dropout: float = 0.0, layer_combination: str = "concat",
@@ -87,6 +88,18 @@ class NGCF(WholeGraphRecommender):
             x = F.dropout(x, self.message_dropout, self.training)
             layers.append(F.normalize(x, dim=1))
         return combine_layers(layers, self.layer_combination)
+
+    def subgraph_forward(self, batch: Any, x0: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
+        """BPR scores on a batch sub-graph (:meth:`propagate` over the batch's operators)."""
+        x = self.subgraph_layer0(batch.nodes) if x0 is None else x0          # [n, d]
+        layers = [x[: batch.n_out]]
+        ops = batch.operators(self.num_layers, self.edge_dropout, self.training)
+        for op, w1, w2 in zip(ops, self.w1, self.w2):
+            side, own = op.mm(x), x[: op.n_dst]                               # [n_dst, d]
+            x = F.leaky_relu(w1(side + own) + w2(side * own), 0.2)
+            x = F.dropout(x, self.message_dropout, self.training)
+            layers.append(F.normalize(x[: batch.n_out], dim=1))
+        return batch.scores(combine_layers(layers, self.layer_combination))
 
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}({self.n_users}, {self.n_items}, embedding_dim={self.embedding_dim}, "

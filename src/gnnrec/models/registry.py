@@ -32,6 +32,8 @@ BUILTIN: dict[str, str] = {
     "pinsage": "gnnrec.models.pinsage:PinSage",
     "social": "gnnrec.models.social:SocialGNN",
     "sociallgn": "gnnrec.models.sociallgn:SocialLGN",
+    "gfcf": "gnnrec.models.graph_filters:GFCF",
+    "bspm": "gnnrec.models.bspm:BSPM",
 }
 
 _IMPORT_PATH = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from gnnrec.config.schema import ModelParams, Number, OpenUnit, PositiveInt
 from gnnrec.graph import symmetric_spmm
-from gnnrec.models.base import GraphInputError
+from gnnrec.models.base import GraphInputError, NoSocialTiesError
 from gnnrec.models.common import SymmetricEdgeDropout, WholeGraphRecommender, check_unit, graph_tensor
 
 
@@ -55,6 +55,7 @@ class SocialGNN(WholeGraphRecommender):
     description = "LightGCN plus propagation over the kept social ties, a learned gate per tie"
     name = "social"               # the registry's name, in messages
     traits = "propagation over social ties"
+    subgraph_training = True
 
     def __init__(self, n_users: int, n_items: int, embedding_dim: int = 64, num_layers: int = 3,
                  social_weight: float = 0.5, attention: bool = True, edge_dropout: float = 0.0,
@@ -85,8 +86,10 @@ class SocialGNN(WholeGraphRecommender):
         self.check_graph_sizes(graph)
         src, dst = graph_tensor(graph, "social_src"), graph_tensor(graph, "social_dst")
         if src.numel() == 0:
-            raise GraphInputError(f"model '{self.name}' needs social ties, but the graph has none (the dataset has "
-                                  "no social file, or graph.social's filter dropped every tie)")
+            if not graph.get("social_ties_in"):      # graph.npz: the training ties before the filter (0 or unknown)
+                raise NoSocialTiesError(f"model '{self.name}' needs social ties, but the dataset has none")
+            raise GraphInputError(f"model '{self.name}' needs social ties, but graph.social's filter dropped every "
+                                  "tie (see reports/graph.json): loosen it, or set graph.social.method: none")
         if int(torch.cat([src, dst]).max()) >= self.n_users or int(torch.cat([src, dst]).min()) < 0:
             raise GraphInputError("social ties name users outside 0..n_users-1")
         both_src, both_dst = torch.cat([src, dst]), torch.cat([dst, src])
@@ -127,6 +130,33 @@ class SocialGNN(WholeGraphRecommender):
             x = torch.cat([y[: self.n_users] + social, y[self.n_users:]])
             out = out + x
         return out / (self.num_layers + 1)
+
+    # ------------------------------------------------------------------------------ batch sub-graphs
+    def subgraph_extra_edges(self) -> tuple[Tensor, Tensor, Tensor]:
+        """The ties as a CSR operator over the bipartite ids (rows: the receiving user), valued
+        :math:`1/\\sqrt{d_u d_v}` (ungated: the batch carries the ties, :meth:`subgraph_forward` gates them)."""
+        if self.num_ties == 0:
+            raise RuntimeError(f"{type(self).__name__} has no social ties: call model.prepare(graph) first")
+        n = self.n_users + self.n_items
+        order = torch.argsort(self.social_dst * self.n_users + self.social_src)
+        indptr = torch.zeros(n + 1, dtype=torch.long, device=self.social_dst.device)
+        indptr[1:] = torch.cumsum(torch.bincount(self.social_dst, minlength=n), 0)
+        return indptr, self.social_src[order], self.social_norm[order]
+
+    def subgraph_forward(self, batch: Any, x0: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
+        """BPR scores on a batch sub-graph: :meth:`propagate` over the batch's operators and the ties among
+        its nodes (each operator carries them as ``ties``, valued as its estimate of the social adjacency)."""
+        x0 = self.subgraph_layer0(batch.nodes) if x0 is None else x0         # [n, d]
+        x, out = x0, x0[: batch.n_out]
+        for op in batch.operators(self.num_layers, self.edge_dropout, self.training):
+            y = op.mm(x)                                                         # [n_dst, d] user–item messages
+            dst, src, val = op.ties
+            w = val * self.social_weight
+            if self.gate is not None:
+                w = w * torch.sigmoid(self.gate(x0.index_select(0, src) * x0.index_select(0, dst))).squeeze(-1)
+            x = y.index_add(0, dst, w[:, None] * x.index_select(0, src))        # + social messages into users
+            out = out + x[: batch.n_out]
+        return batch.scores(out / (self.num_layers + 1))
 
     # ------------------------------------------------------------------------------ new users
     #: weight of the friends' mean against the items' mean (``None``: the trained ``social_weight``)

@@ -44,6 +44,7 @@ class SocialLGN(SocialGNN):
     description = "SocialLGN (Liao et al. 2022): LightGCN on the user–item and social graphs, fused per layer"
     name = "sociallgn"
     traits = "propagation over social ties"
+    subgraph_training = False     # the fusion's global norm (over every user) has no batch sub-graph form
 
     def __init__(self, n_users: int, n_items: int, embedding_dim: int = 64, num_layers: int = 3,
                  fusion_norm: str = "global", edge_dropout: float = 0.0, init_std: float = 0.1) -> None:

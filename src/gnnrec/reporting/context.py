@@ -76,6 +76,11 @@ def build_context(params: Params, paths: Paths) -> dict[str, Any]:
     cold_metrics = metrics.get("cold_start") if isinstance(metrics, dict) else None
     metrics = model_metrics(metrics)
     models = _model_order(params.models, metrics)
+    for m in list(models):                          # not trainable on this data (a social model without ties)
+        summary = inputs.read_train_summary(paths, m)
+        if m not in metrics and summary and summary.get("skipped"):
+            models.remove(m)
+            notes.append(f"{m} was not trained: {summary['skipped']}.")
     colors = figs.model_colors(models)
 
     dataset = dataset_section(params, validation, manifest)

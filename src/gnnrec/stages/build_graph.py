@@ -139,6 +139,7 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
                         int((~keep).sum()), len(keep), 100 * dropped_share, cfg.warn_drop_share, why)
     arrays = {"n_users": np.int64(n_users), "n_items": np.int64(n_items),
               "train_user": tu, "train_item": ti, "social_src": src[keep], "social_dst": dst[keep],
+              "social_ties_in": np.int64(len(src)),      # before the filter: 0 when the data has no ties
               # which kept ties are known noise (planted, or marked by the data): to score a model's gate
               "social_fake": (planted | (known_noise if known_noise is not None else False))[keep].astype(np.int8)}
     arrays.update(features)

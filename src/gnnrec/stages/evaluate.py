@@ -29,7 +29,16 @@ import torch
 from gnnrec.artifacts import load_graph, load_interaction_data
 from gnnrec.config import Params
 from gnnrec.errors import DataError
-from gnnrec.evaluation import csr_union, evaluable_users, evaluate_ranking, ranking_metrics_per_user, top_k_items
+from gnnrec.evaluation import (
+    DirectScores,
+    csr_union,
+    evaluable_users,
+    evaluate_ranking,
+    metrics_of_top_lists,
+    ranking_metrics_per_user,
+    top_k_items,
+    top_k_items_masks,
+)
 from gnnrec.graph import csr_from_pairs
 from gnnrec.io import load_torch, read_json, read_parquet, write_json, write_parquet
 from gnnrec.models import model_from_checkpoint
@@ -106,15 +115,24 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
         if not ckpt_path.exists():
             raise DataError(f"no checkpoint for model {name!r}: run train@{name} first", file=str(ckpt_path))
         t0 = time.perf_counter()
-        model = model_from_checkpoint(load_torch(ckpt_path), graph).to(device).eval()   # + graph buffers
+        ckpt = load_torch(ckpt_path)
+        if ckpt.get("skipped"):                        # not trainable on this data (train.skip): left out
+            details[name] = {"skipped": ckpt["skipped"]}
+            continue
+        model = model_from_checkpoint(ckpt, graph).to(device).eval()   # + graph buffers
         with torch.no_grad():
             user_emb, item_emb = model.embed(adj)
-            test_users, test_values = ranking_metrics_per_user(user_emb, item_emb, seen_csr, test_csr, ks, chunk)
+            if isinstance(user_emb, DirectScores):        # scoring is the cost: one pass ranks test, val and recs
+                test_users, test_values, val_m, (u, ids, scores) = _rank_once(
+                    user_emb, seen_csr, train_csr, test_csr, val_csr, rec_users, ks, chunk)
+                seconds = time.perf_counter() - t0
+            else:
+                test_users, test_values = ranking_metrics_per_user(user_emb, item_emb, seen_csr, test_csr, ks, chunk)
+                seconds = time.perf_counter() - t0
+                val_m = evaluate_ranking(user_emb, item_emb, train_csr, val_csr, ks, chunk)
+                u, ids, scores = top_k_items(user_emb, item_emb, seen_csr, max(ks), chunk, users=rec_users)
             n = int(test_users.numel())
             test_m = {key: (float(values.sum()) / n if n else 0.0) for key, values in test_values.items()}
-            seconds = time.perf_counter() - t0
-            val_m = evaluate_ranking(user_emb, item_emb, train_csr, val_csr, ks, chunk)
-            u, ids, scores = top_k_items(user_emb, item_emb, seen_csr, max(ks), chunk, users=rec_users)
         metrics[name] = {key: round(value, 6) for key, value in test_m.items()}
         details[name] = {"seconds": round(seconds, 3), "val": {key: round(v, 6) for key, v in val_m.items()}}
         if hasattr(model, "tie_weights") and getattr(model, "num_ties", 0):    # a social model (and its gates)
@@ -159,6 +177,24 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
     write_parquet(paths.test_per_user, pd.concat(known, ignore_index=True) if known else pd.DataFrame(columns=columns))
     write_parquet(paths.cold_start_per_user, pd.concat(per_user, ignore_index=True) if per_user else empty_per_user())
     return {"users_evaluated": n_test_users, "metrics": {m: v for m, v in metrics.items() if m != "cold_start"}}
+
+
+def _rank_once(direct: DirectScores, seen_csr, train_csr, test_csr, val_csr, rec_users: torch.Tensor, ks: list[int],
+               chunk: int) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, float], tuple]:
+    """A model without embeddings (:class:`DirectScores`): every user's scores once, ranked with training
+    and validation items masked (test metrics, recommendations) and with training items masked (validation
+    metrics) — what the three separate rankings give, at a third of the scoring."""
+    device = torch.device(direct.device)
+    everyone = torch.unique(torch.cat([evaluable_users(test_csr).to(device), evaluable_users(val_csr).to(device),
+                                       rec_users.to(device)]))
+    (users, seen_ids, seen_scores), (_, train_ids, _) = top_k_items_masks(direct, None, [seen_csr, train_csr],
+                                                                          max(ks), chunk, users=everyone)
+    test_users, test_values = metrics_of_top_lists(users, seen_ids, test_csr, ks, direct.n_items)
+    val_users, val_values = metrics_of_top_lists(users, train_ids, val_csr, ks, direct.n_items)
+    n_val = int(val_users.numel())
+    val_m = {key: (float(values.sum()) / n_val if n_val else 0.0) for key, values in val_values.items()}
+    keep = torch.isin(users, rec_users.to(device))
+    return test_users, test_values, val_m, (users[keep], seen_ids[keep], seen_scores[keep])
 
 
 def _recommendation_frame(model: str, users: np.ndarray, ids: np.ndarray, scores: np.ndarray,

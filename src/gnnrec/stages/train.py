@@ -5,10 +5,15 @@ Reads ``artifacts/graph/graph.npz`` (training edges) and ``artifacts/split/val.p
 the model section's overrides; writes ``artifacts/models/<model>.pt``, ``reports/train/<model>.json``
 and the per-epoch curve ``reports/curves/<model>.csv`` (a DVC plot). The summary also carries the model's
 description, traits and whether it is a graph model, so that the report never imports a model.
+
+With ``train.distributed.nproc_per_node`` > 1 a trainable model trains on that many processes instead
+(:func:`gnnrec.distributed.launch`: ``torchrun`` runs :func:`run` on every rank with ``parallel``, and rank 0
+writes the outputs, which this process reads back).
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +25,12 @@ from gnnrec.checkpointing import input_key
 from gnnrec.config import Params
 from gnnrec.io import save_torch, write_csv, write_json
 from gnnrec.models import build_model, checkpoint, model_class
-from gnnrec.models.base import GraphInputError
+from gnnrec.models.base import GraphInputError, NoSocialTiesError
 from gnnrec.paths import Paths
 from gnnrec.training import resolve_device, train_model
 
 HISTORY_COLUMNS = ["epoch", "loss", "val_score", "seconds"]
+log = logging.getLogger("gnnrec.train")
 
 
 def model_kwargs(params: Params, name: str, n_users: int, n_items: int) -> dict[str, Any]:
@@ -35,16 +41,20 @@ def model_kwargs(params: Params, name: str, n_users: int, n_items: int) -> dict[
 
 def prepare_graph_inputs(model: Any, model_name: str, graph: dict[str, Any], params: Params) -> None:
     """``model.prepare(graph)``; a model that cannot run on this graph (``social`` without
-    social ties) is a :class:`GraphInputError` naming ``models``, the model and the dataset."""
+    social ties) is a :class:`GraphInputError` naming ``models``, the model and the dataset; a social model on a
+    dataset with no ties at all raises :class:`NoSocialTiesError` (the stage skips it)."""
     try:
         model.prepare(graph)
+    except NoSocialTiesError:
+        raise
     except GraphInputError as exc:
         raise GraphInputError(f"params: key 'models': {model_name!r} cannot run on the dataset "
                               f"{params.data.source!r} ({params.data.path}): {exc}; "
                               f"remove {model_name!r} from models") from None
 
 
-def run(params: Params, paths: Paths, model_name: str) -> dict[str, Any]:
+def run(params: Params, paths: Paths, model_name: str, parallel: Any = None) -> dict[str, Any]:
+    """The stage (``parallel``: this process is a rank of :mod:`gnnrec.distributed`; only rank 0 writes)."""
     graph = load_graph(paths)
     data = load_interaction_data(paths, graph)
     cfg = params.train_for(model_name)
@@ -56,10 +66,22 @@ def run(params: Params, paths: Paths, model_name: str) -> dict[str, Any]:
     torch.manual_seed(params.seed)                     # the initial weights depend on the (training) seed only
     target = params.model_target(model_name)                  # a user's model: its import path
     model = build_model(model_name, target, **kwargs)
-    prepare_graph_inputs(model, model_name, graph, params)     # social ties, sampler CSR: fails before training
-    resume = resume_path(params, paths, model_name, cfg)      # outside DVC's outputs; see gnnrec.checkpointing
+    try:
+        prepare_graph_inputs(model, model_name, graph, params)  # social ties, sampler CSR: fails before training
+    except NoSocialTiesError as exc:
+        if parallel is not None and not parallel.is_main:
+            return {"model": model_name, "skipped": str(exc)}
+        return skip(params, paths, model_name, target, f"{exc}: not trained")
+    if parallel is None and model.trainable and cfg.distributed.nproc_per_node > 1:   # data-parallel: torchrun
+        from gnnrec.distributed import launch
+
+        return launch(params, paths, model_name, cfg.distributed.nproc_per_node)
+    world = 1 if parallel is None else parallel.world_size
+    resume = resume_path(params, paths, model_name, cfg, world)   # outside DVC's outputs; see gnnrec.checkpointing
     result = train_model(model, data, cfg, metric=cfg.early_stop, seed=params.seed,
-                         chunk_size=params.evaluate.chunk_size, checkpoint_path=resume)
+                         chunk_size=params.evaluate.chunk_size, checkpoint_path=resume, parallel=parallel)
+    if parallel is not None and not parallel.is_main:            # rank 0 writes the outputs
+        return {"model": model_name, "epochs_run": result.epochs_run}
 
     save_torch(paths.model(model_name), checkpoint(model_name, kwargs, model, target))
     hyper = {k: v for k, v in kwargs.items() if k not in ("n_users", "n_items")}
@@ -68,6 +90,10 @@ def run(params: Params, paths: Paths, model_name: str) -> dict[str, Any]:
                       "patience": cfg.patience, "negatives": cfg.negatives, "loss": cfg.loss,
                       **({"temperature": cfg.temperature} if cfg.loss == "softmax" else {}),
                       "eval_every": cfg.eval_every, "max_seconds": cfg.max_seconds})
+        if cfg.subgraph.method != "full" and getattr(model, "subgraph_training", False):   # batch sub-graphs
+            hyper["subgraph"] = cfg.subgraph.model_dump(mode="json")
+        if world > 1:                                                                        # data-parallel ranks
+            hyper["world_size"] = world
     hyper["seed"] = params.seed
     cls = model_class(model_name, target)
     summary = {
@@ -96,17 +122,34 @@ def run(params: Params, paths: Paths, model_name: str) -> dict[str, Any]:
     return out
 
 
-def resume_path(params: Params, paths: Paths, model_name: str, cfg: Any) -> Path:
+def skip(params: Params, paths: Paths, model_name: str, target: Any, reason: str) -> dict[str, Any]:
+    """A model that this data cannot train (a social model where the data has no ties: ``social`` is in the
+    default ``models``) is skipped, not an error: its outputs say so (``{"skipped": reason}`` in the checkpoint and
+    the summary, an empty curve), the evaluate stage leaves it out and the report names it."""
+    log.warning("train@%s skipped: %s (remove %r from models to silence this)", model_name, reason, model_name)
+    cls = model_class(model_name, target)
+    save_torch(paths.model(model_name), {"model": model_name, "skipped": reason})
+    write_json(paths.train_summary(model_name), {
+        "model": model_name, "description": cls.description or cls.__name__, "traits": cls.traits,
+        "graph_model": cls.graph_model, "skipped": reason, "hyperparameters": {"seed": params.seed}})
+    write_csv(paths.train_history(model_name), pd.DataFrame(columns=HISTORY_COLUMNS))
+    return {"model": model_name, "skipped": reason}
+
+
+def resume_path(params: Params, paths: Paths, model_name: str, cfg: Any, world_size: int = 1) -> Path:
     """``artifacts/checkpoints/train@<model>-<key>.pt``: ``key`` hashes the stage's inputs (``graph.npz``,
     ``val.parquet``) and everything that shapes the run (model section, effective train settings but
-    ``checkpoint_every``, seed, evaluation chunk size, torch version), so only an identical run resumes."""
+    ``checkpoint_every`` and ``distributed``, seed, evaluation chunk size, torch version, and the number of
+    data-parallel ranks when more than one), so only an identical run resumes."""
     config = {
         "model": model_name,
         "section": params.model(model_name).model_dump(mode="json"),
-        "train": {k: v for k, v in cfg.model_dump(mode="json").items() if k != "checkpoint_every"},
+        "train": {k: v for k, v in cfg.model_dump(mode="json").items() if k not in ("checkpoint_every", "distributed")},
         "seed": params.seed,
         "chunk_size": params.evaluate.chunk_size,
         "torch": torch.__version__,
     }
+    if world_size > 1:                                   # a run on W ranks resumes only on W ranks
+        config["world_size"] = world_size
     key = input_key([paths.graph, paths.split / "val.parquet"], config)
     return paths.checkpoint(f"train@{model_name}", key)
