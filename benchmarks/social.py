@@ -160,7 +160,9 @@ class Dataset:
         for name, section in models.items():
             raw[name] = {**raw.get(section.get("base", name), {}), **{k: v for k, v in section.items() if k != "base"}}
         root = graph_root / f"seed-{seed}-{'-'.join(models)}"
-        key = _key({"raw": raw, "graph": (graph_root / "result.json").read_text()})
+        # the sections a cell reads (not the whole params.yaml: a new, unrelated section must not retrain every cell)
+        used = ("seed", "data", "validate", "split", "graph", "train", "evaluate", "models", *models)
+        key = _key({"raw": {k: raw[k] for k in used if k in raw}, "graph": (graph_root / "result.json").read_text()})
         cached = _cached(root, key)
         if cached is not None:
             cached["per_user"] = pd.read_parquet(root / "per_user.parquet")
