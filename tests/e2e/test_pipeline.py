@@ -19,7 +19,7 @@ from tests.e2e.conftest import Project
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-MODELS = ("lightgcn", "mf", "popularity")
+MODELS = ("lightgcn", "social", "mf", "popularity")   # the default models
 
 
 def test_repro_writes_metrics_and_report(tiny_project):
