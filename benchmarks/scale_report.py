@@ -10,17 +10,11 @@ import os
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from benchmarks.common import _jsonable
+from benchmarks.common import _atomic_write, _jsonable
 from benchmarks.scale_data import size_tag
 
 METHODS = ("full", "cluster", "saint", "layerwise")
 COLORS = {"full": "tab:red", "cluster": "tab:blue", "saint": "tab:green", "layerwise": "tab:purple"}
-
-
-def _atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _f(value: Any, digits: int = 1) -> str:
@@ -181,7 +175,7 @@ def write_outputs(out: Path, measured: Sequence[dict[str, Any]], projected: Sequ
     out.mkdir(parents=True, exist_ok=True)
     json_path, md_path = out / "scale_benchmark.json", out / "scale_benchmark.md"
     payload = {"settings": settings, "machine": info, "rows": list(measured) + list(projected), "fits": fitted}
-    _atomic(json_path, json.dumps(_jsonable(payload), indent=1, allow_nan=False) + "\n")
-    _atomic(md_path, render(measured, projected, fitted, settings, info))
+    _atomic_write(json_path, json.dumps(_jsonable(payload), indent=1, allow_nan=False) + "\n")
+    _atomic_write(md_path, render(measured, projected, fitted, settings, info))
     write_figure(measured, projected, fitted, out / "scale_benchmark.png")
     return json_path, md_path
