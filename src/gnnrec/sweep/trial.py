@@ -1,0 +1,137 @@
+"""One trial of a sweep: a DVC experiment run in a workspace of its own, then pushed back to the user's repo.
+
+DVC's repository lock (``.dvc/tmp/lock``) and gnnrec's stage lock (``artifacts/.lock``) allow one run per
+workspace, so a trial does not run in the user's workspace. It
+
+1. clones the user's repository at the sweep's commit into a fresh folder (on whichever machine runs it),
+2. points that clone's DVC cache at the shared cache (``cache.dir``: the user's cache, or one every machine
+   mounts), so the data and every stage already run with the same inputs come from it (DVC's run cache: a
+   trial that changes only ``train`` reruns only ``train`` and what follows),
+3. checks out the data its ``.dvc`` files track, runs ``dvc exp run --name <trial> -S ...`` with the trial's
+   overrides, with the clone's own code first on ``PYTHONPATH`` (the commit's code, not the installed one),
+4. pushes the experiment to the user's repository (``dvc exp push --no-cache``: the outputs are in the shared
+   cache already), where ``dvc exp show`` lists it with its params and metrics.
+
+It returns a plain dict (status, metrics, wall time, error) that crosses process and machine boundaries.
+The workspace is removed after a success and kept after a failure (its path is in the result).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from gnnrec.sweep.grid import Trial
+
+_STAGE_FAILED = "gnnrec: stage "
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where trials come from: the user's repository (a path or git URL), its commit, the shared DVC cache."""
+
+    repo: str
+    commit: str
+    cache_dir: str
+    dvc_files: tuple[str, ...] = ()        # the .dvc files to check out (data.dvc)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _tools() -> tuple[str, str]:
+    """The ``git`` and ``dvc`` executables (dvc next to this interpreter when it is not on ``PATH``)."""
+    git = shutil.which("git") or "git"
+    dvc = shutil.which("dvc") or str(Path(sys.executable).with_name("dvc"))
+    return git, dvc
+
+
+def trial_env(workspace: Path) -> dict[str, str]:
+    """The environment of a trial's commands: this interpreter's folder first on ``PATH`` (the stages run
+    ``python -m flows.stage``), the workspace's own code first on ``PYTHONPATH``, telemetry off."""
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    paths = [str(workspace / "src"), str(workspace)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env["PYTHONPATH"] = os.pathsep.join(paths)
+    env.update({"DO_NOT_TRACK": "1", "DVC_NO_ANALYTICS": "1", "GX_ANALYTICS_ENABLED": "false",
+                "PREFECT_SERVER_ANALYTICS_ENABLED": "false"})
+    return env
+
+
+class _StepFailed(Exception):
+    def __init__(self, step: str, message: str):
+        super().__init__(f"{step}: {message}")
+        self.step = step
+        self.message = message
+
+
+def _error_text(proc: subprocess.CompletedProcess) -> str:
+    """A failed command's reason: gnnrec's ``stage X failed`` lines, else DVC's ERROR line, else its tail."""
+    lines = [ln.strip() for ln in (proc.stderr + "\n" + proc.stdout).splitlines() if ln.strip()]
+    picked = [ln for ln in lines if ln.startswith(_STAGE_FAILED)] or [ln for ln in lines if "ERROR" in ln]
+    return " | ".join((picked or lines[-5:])[:3])[:1500] or f"exited with {proc.returncode}"
+
+
+def _run(step: str, cmd: list[str], cwd: Path, env: dict[str, str], timeout: Optional[float]) -> str:
+    try:
+        proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        raise _StepFailed(step, f"did not finish within {timeout:.0f} s") from exc
+    if proc.returncode != 0:
+        raise _StepFailed(step, _error_text(proc))
+    return proc.stdout
+
+
+def read_metrics(workspace: Path) -> dict[str, Any]:
+    """The trial's ``reports/metrics.json`` (model → metric → value, plus ``cold_start``)."""
+    path = workspace / "reports" / "metrics.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def run_trial(trial: Trial, source: Source, workdir: Optional[str] = None, timeout: Optional[float] = None,
+              keep: bool = False, force: bool = False) -> dict[str, Any]:
+    """Run ``trial`` as a DVC experiment in a fresh clone of ``source`` and push it back; never raises for a
+    trial's own failure (the result says ``failed``, the step and DVC's or the stage's message). ``force``:
+    every stage runs again (``dvc exp run --force``: nothing from the run cache, for timing a sweep)."""
+    started = time.time()
+    root = Path(workdir) if workdir else Path(tempfile.gettempdir())
+    root.mkdir(parents=True, exist_ok=True)
+    workspace = Path(tempfile.mkdtemp(prefix=f"{trial.name}-", dir=root))
+    result: dict[str, Any] = {"name": trial.name, "overrides": list(trial.overrides),
+                              "swept": {k: v for k, v in trial.swept}, "workspace": str(workspace),
+                              "host": os.uname().nodename}
+    git, dvc = _tools()
+    env = trial_env(workspace)
+    try:
+        _run("clone", [git, "clone", "--quiet", "--no-checkout", source.repo, str(workspace)], root, env, timeout)
+        _run("checkout", [git, "checkout", "--quiet", source.commit], workspace, env, timeout)
+        _run("cache", [dvc, "config", "--local", "cache.dir", source.cache_dir], workspace, env, timeout)
+        if source.dvc_files:
+            _run("data", [dvc, "checkout", "--quiet", *source.dvc_files], workspace, env, timeout)
+        cmd = [dvc, "exp", "run", "--name", trial.name]
+        for override in trial.overrides:
+            cmd += ["-S", override]
+        if force:
+            cmd.append("--force")
+        left = None if timeout is None else max(1.0, timeout - (time.time() - started))
+        _run("dvc exp run", cmd, workspace, env, left)
+        result["metrics"] = read_metrics(workspace)
+        _run("push", [dvc, "exp", "push", "--no-cache", "--force", "origin", trial.name], workspace, env, timeout)
+        result["status"] = "completed"
+    except _StepFailed as exc:
+        result.update(status="failed", step=exc.step, error=exc.message)
+    except OSError as exc:              # a missing git/dvc, a full disk: still one trial's failure
+        result.update(status="failed", step="setup", error=f"{type(exc).__name__}: {exc}")
+    result["wall_s"] = round(time.time() - started, 2)
+    if result["status"] == "completed" and not keep:
+        shutil.rmtree(workspace, ignore_errors=True)
+        result["workspace"] = None
+    return result
