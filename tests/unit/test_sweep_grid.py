@@ -73,3 +73,14 @@ def test_the_report_falls_back_to_the_largest_k_measured_and_lists_failures_with
     assert "| s-1 | `1` | completed | 10 | 0.2500 |" in text
     assert "- `s-2` (dvc exp run): unknown model 'x' (workspace kept: `/tmp/w` on h)" in text
     assert "1 completed, 1 failed" in text and "(1.67x the wall time)" in text
+
+
+def test_only_a_missing_object_of_the_shared_cache_counts_as_the_race_that_is_retried():
+    from gnnrec.sweep.trial import _cache_race
+
+    cache = "/p/.dvc/cache"
+    race = ("ERROR: failed to reproduce 'split': failed to load directory ('artifacts', 'dataset'): [Errno 2] "
+            "No such file or directory: '/p/.dvc/cache/files/md5/4f/5b17.dir'")
+    assert _cache_race(race, cache)
+    assert not _cache_race("gnnrec: stage ingest failed: params.yaml: key 'models': expected ...", cache)
+    assert not _cache_race("No such file or directory: '/elsewhere/x'", cache)

@@ -8,7 +8,6 @@ figure of the metric against each swept setting (one panel per setting, one mark
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any
 
@@ -73,14 +72,14 @@ def markdown(summary: dict[str, Any]) -> str:
 
 
 def figure(summary: dict[str, Any]) -> bytes:
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from gnnrec.reporting.figures import _to_png
 
     results, metric, axes = summary["trials"], summary["metric"], list(summary["axes"]) or ["trial"]
     models = models_of(results)
-    fig, panels = plt.subplots(1, len(axes), figsize=(4.2 * len(axes), 3.4), squeeze=False)
+    fig = Figure(figsize=(4.2 * len(axes), 3.4))
+    panels = fig.subplots(1, len(axes), squeeze=False)
     for panel, axis in zip(panels[0], axes):
         values = summary["axes"].get(axis) or [r["name"] for r in results]
         for j, model in enumerate(models):
@@ -100,10 +99,7 @@ def figure(summary: dict[str, Any]) -> bytes:
         panels[0][0].legend(fontsize=8)
     fig.suptitle(f"sweep {summary['name']}: {metric} against each swept setting", fontsize=10)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    return buf.getvalue()
+    return _to_png(fig)
 
 
 def write_report(summary: dict[str, Any], folder: Path) -> dict[str, Path]:

@@ -32,6 +32,14 @@ from typing import Any, Optional
 from gnnrec.sweep.grid import Trial
 
 _STAGE_FAILED = "gnnrec: stage "
+# Trials that run the same stage at once write the same objects into the shared DVC cache, and DVC can then
+# read an object another process has not finished writing ("failed to load directory ... .dvc/cache/...").
+# The experiment is rerun in its workspace (what finished is kept): at most this many times.
+_CACHE_RETRIES = 2
+
+
+def _cache_race(message: str, cache_dir: str) -> bool:
+    return cache_dir in message and ("No such file or directory" in message or "failed to load" in message)
 
 
 @dataclass(frozen=True)
@@ -121,8 +129,16 @@ def run_trial(trial: Trial, source: Source, workdir: Optional[str] = None, timeo
             cmd += ["-S", override]
         if force:
             cmd.append("--force")
-        left = None if timeout is None else max(1.0, timeout - (time.time() - started))
-        _run("dvc exp run", cmd, workspace, env, left)
+        for attempt in range(1 + _CACHE_RETRIES):
+            left = None if timeout is None else max(1.0, timeout - (time.time() - started))
+            try:
+                _run("dvc exp run", cmd, workspace, env, left)
+                break
+            except _StepFailed as exc:          # another trial was writing the same object into the shared cache
+                if attempt == _CACHE_RETRIES or not _cache_race(exc.message, source.cache_dir):
+                    raise
+                result["retries"] = attempt + 1
+                time.sleep(2.0 * (attempt + 1))
         result["metrics"] = read_metrics(workspace)
         _run("push", [dvc, "exp", "push", "--no-cache", "--force", "origin", trial.name], workspace, env, timeout)
         result["status"] = "completed"
