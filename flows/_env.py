@@ -22,7 +22,7 @@ import logging
 import os
 import sys
 import time
-from typing import NoReturn, Optional, Union
+from typing import Any, Callable, NoReturn, Optional, Union
 
 STARTED = time.time()   # about when this process started (the first gnnrec module an entry point imports)
 
@@ -90,3 +90,22 @@ def _exit_now() -> None:
 
 
 atexit.register(_exit_now)      # registered first, so it runs last
+
+
+def exit_status(app: Callable[..., Any], prog_name: str, argv: Optional[list[str]] = None) -> int:
+    """Run the typer ``app`` on ``argv`` and return its exit status instead of exiting (for tests and
+    callers in Python)."""
+    try:
+        app(args=argv, prog_name=prog_name)
+    except SystemExit as exc:
+        return int(exc.code or 0) if not isinstance(exc.code, str) else 1
+    return 0
+
+
+def run_entry_point(app: Callable[..., Any], prog_name: str) -> NoReturn:
+    """Run the typer ``app`` on this process's arguments and end the process through :func:`finish`."""
+    try:
+        app(prog_name=prog_name)
+    except SystemExit as exc:
+        finish(exc.code)
+    finish(0)

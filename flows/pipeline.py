@@ -238,15 +238,8 @@ def _api(url: Optional[str]) -> Any:
 
 def main(argv: Optional[list[str]] = None) -> int:
     """The command line (for tests and callers in Python): its exit status."""
-    try:
-        app(args=argv, prog_name="python -m flows.pipeline")
-    except SystemExit as exc:
-        return int(exc.code or 0) if not isinstance(exc.code, str) else 1
-    return 0
+    return _env.exit_status(app, "python -m flows.pipeline", argv)
 
 
 if __name__ == "__main__":
-    try:
-        app(prog_name="python -m flows.pipeline")
-    except SystemExit as exc:
-        _env.finish(exc.code)
+    _env.run_entry_point(app, "python -m flows.pipeline")

@@ -156,15 +156,8 @@ def _settings(url: Optional[str]) -> contextlib.AbstractContextManager:
 
 def main(argv: Optional[list[str]] = None) -> int:
     """The command line (for tests and callers in Python): its exit status."""
-    try:
-        app(args=argv, prog_name="python -m flows.stage")
-    except SystemExit as exc:
-        return int(exc.code or 0) if not isinstance(exc.code, str) else 1
-    return 0
+    return _env.exit_status(app, "python -m flows.stage", argv)
 
 
 if __name__ == "__main__":
-    try:
-        app(prog_name="python -m flows.stage")
-    except SystemExit as exc:
-        _env.finish(exc.code)
+    _env.run_entry_point(app, "python -m flows.stage")

@@ -144,15 +144,9 @@ def main_command(
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    try:
-        app(args=argv, prog_name="python -m flows.sweep")
-    except SystemExit as exc:
-        return int(exc.code or 0) if not isinstance(exc.code, str) else 1
-    return 0
+    """The command line (for tests and callers in Python): its exit status."""
+    return _env.exit_status(app, "python -m flows.sweep", argv)
 
 
 if __name__ == "__main__":
-    try:
-        app(prog_name="python -m flows.sweep")
-    except SystemExit as exc:
-        _env.finish(exc.code)
+    _env.run_entry_point(app, "python -m flows.sweep")

@@ -51,7 +51,8 @@ def model_colors(models: Sequence[str]) -> dict[str, str]:
     return {m: PALETTE[i % len(PALETTE)] for i, m in enumerate(models)}
 
 
-def _to_png(fig: Figure) -> bytes:
+def to_png(fig: Figure) -> bytes:
+    """``fig`` as PNG bytes (fixed DPI, no timestamped metadata, so the same figure gives the same bytes)."""
     FigureCanvasAgg(fig)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None}, facecolor="white")
@@ -105,7 +106,7 @@ def training_curves(histories: Mapping[str, pd.DataFrame], metric_name: str,
             for ax in (ax_val, ax_loss):
                 ax.text(0.5, 0.5, "no trained model", ha="center", va="center", transform=ax.transAxes,
                         color="#6b7280")
-        return _to_png(fig)
+        return to_png(fig)
 
 
 def metrics_comparison(table: pd.DataFrame, colors: Optional[Mapping[str, str]] = None) -> bytes:
@@ -135,7 +136,7 @@ def metrics_comparison(table: pd.DataFrame, colors: Optional[Mapping[str, str]] 
         ax.set_ylim(bottom=0)
         if models:
             ax.legend(ncols=min(len(models), 6), loc="upper left")
-        return _to_png(fig)
+        return to_png(fig)
 
 
 def degree_distribution(user_degrees: np.ndarray, item_degrees: np.ndarray) -> bytes:
@@ -167,7 +168,7 @@ def degree_distribution(user_degrees: np.ndarray, item_degrees: np.ndarray) -> b
             ax.text(median, 0.97, f" median {median:g} ", va="top", ha="left", color="#374151", fontsize=8,
                     transform=ax.get_xaxis_transform(),
                     bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.85, "pad": 1})
-        return _to_png(fig)
+        return to_png(fig)
 
 
 def cold_start_curves(panels: Sequence[tuple[str, Mapping[str, Mapping[str, Sequence]]]],
@@ -215,7 +216,7 @@ def cold_start_curves(panels: Sequence[tuple[str, Mapping[str, Mapping[str, Sequ
                 ax.legend(loc="best", fontsize=8)
             else:
                 ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes, color="#6b7280")
-        return _to_png(fig)
+        return to_png(fig)
 
 
 def _log_subs(values: np.ndarray) -> tuple[float, ...]:

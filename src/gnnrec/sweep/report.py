@@ -74,7 +74,7 @@ def markdown(summary: dict[str, Any]) -> str:
 def figure(summary: dict[str, Any]) -> bytes:
     from matplotlib.figure import Figure
 
-    from gnnrec.reporting.figures import _to_png
+    from gnnrec.reporting.figures import to_png
 
     results, metric, axes = summary["trials"], summary["metric"], list(summary["axes"]) or ["trial"]
     models = models_of(results)
@@ -99,7 +99,7 @@ def figure(summary: dict[str, Any]) -> bytes:
         panels[0][0].legend(fontsize=8)
     fig.suptitle(f"sweep {summary['name']}: {metric} against each swept setting", fontsize=10)
     fig.tight_layout()
-    return _to_png(fig)
+    return to_png(fig)
 
 
 def write_report(summary: dict[str, Any], folder: Path) -> dict[str, Path]:

@@ -11,7 +11,7 @@ from typing import Optional
 import yaml
 
 from gnnrec.sweep.grid import Grid, SweepError
-from gnnrec.sweep.trial import Source, _tools
+from gnnrec.sweep.trial import Source, tools
 
 
 def _out(cmd: list[str], cwd: Path) -> str:
@@ -27,7 +27,7 @@ def prepare_source(root: Path, repo_url: Optional[str] = None, cache_dir: Option
     """The :class:`Source` of the repository at ``root``, after checking that its trials will run what the
     user sees: committed files (``allow_dirty`` lets uncommitted changes be ignored, not used) and the data of
     every ``.dvc`` file in the cache (cached now when the work tree's data matches the ``.dvc`` file)."""
-    git, dvc = _tools()
+    git, dvc = tools()
     root = root.resolve()
     if not (root / ".git").exists() or not (root / "dvc.yaml").exists():
         raise SweepError(f"sweep: {root} is not a gnnrec project (expected a git repository with dvc.yaml)")

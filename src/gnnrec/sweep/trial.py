@@ -55,7 +55,7 @@ class Source:
         return asdict(self)
 
 
-def _tools() -> tuple[str, str]:
+def tools() -> tuple[str, str]:
     """The ``git`` and ``dvc`` executables (dvc next to this interpreter when it is not on ``PATH``)."""
     git = shutil.which("git") or "git"
     dvc = shutil.which("dvc") or str(Path(sys.executable).with_name("dvc"))
@@ -116,7 +116,7 @@ def run_trial(trial: Trial, source: Source, workdir: Optional[str] = None, timeo
     result: dict[str, Any] = {"name": trial.name, "overrides": list(trial.overrides),
                               "swept": {k: v for k, v in trial.swept}, "workspace": str(workspace),
                               "host": os.uname().nodename}
-    git, dvc = _tools()
+    git, dvc = tools()
     env = trial_env(workspace)
     try:
         _run("clone", [git, "clone", "--quiet", "--no-checkout", source.repo, str(workspace)], root, env, timeout)
