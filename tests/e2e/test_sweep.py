@@ -42,7 +42,11 @@ def test_a_sweep_on_dask_runs_each_trial_as_an_experiment_and_reports_the_failed
 
     shown = json.loads(sweep_project.dvc("exp", "show", "--json").stdout)
     exps = {exp["name"]: exp["revs"][0] for base in shown for exp in (base.get("experiments") or [])}
-    assert {"tiny-001", "tiny-002"} <= set(exps) and "tiny-003" not in exps
+    assert {"tiny-001", "tiny-002", "tiny-003-failed"} <= set(exps) and "tiny-003" not in exps
+    assert by_name["tiny-003"]["experiment"] == "tiny-003-failed"
+    failed = exps["tiny-003-failed"]["data"]          # the failed run: its params, no metrics claimed
+    assert failed["params"]["params.yaml"]["data"]["models"] == ["no_such_model"]
+    assert "data" not in (failed.get("metrics") or {}).get("reports/metrics.json", {})
     for name, model in (("tiny-001", "mf"), ("tiny-002", "lightgcn")):
         data = exps[name]["data"]
         assert data["params"]["params.yaml"]["data"]["models"] == [model]

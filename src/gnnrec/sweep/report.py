@@ -51,7 +51,8 @@ def markdown(summary: dict[str, Any]) -> str:
              f"{len(done)} completed, {len(results) - len(done)} failed. Wall time {summary['wall_s']:.0f} s; "
              f"the trials' own times add up to {summary['trial_s_sum']:.0f} s "
              f"({summary['trial_s_sum'] / max(summary['wall_s'], 1e-9):.2f}x the wall time).", "",
-             f"Test `{metric}` per model (`dvc exp show` lists every completed trial as an experiment).", ""]
+             f"Test `{metric}` per model. `dvc exp show` lists every trial as an experiment: a completed one under "
+             "its name, a failed run as `<name>-failed` with its params and no metrics.", ""]
     if summary.get("fixed"):
         lines += ["Every trial: " + ", ".join(f"`{k}={v}`" for k, v in summary["fixed"].items()), ""]
     header = ["trial", *axes, "status", "wall s", *models]
@@ -66,6 +67,8 @@ def markdown(summary: dict[str, Any]) -> str:
     if failed:
         lines += ["", "## Failed trials", ""]
         lines += [f"- `{r['name']}` ({r.get('step', '?')}): {r.get('error', '')}"
+                  + (f" (experiment `{r['experiment']}`)" if r.get("experiment") else "")
+                  + (f" (not recorded as an experiment: {r['record_error']})" if r.get("record_error") else "")
                   + (f" (workspace kept: `{r['workspace']}` on {r['host']})" if r.get("workspace") else "")
                   for r in failed]
     return "\n".join(lines) + "\n"

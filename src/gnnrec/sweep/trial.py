@@ -12,6 +12,11 @@ workspace, so a trial does not run in the user's workspace. It
 4. pushes the experiment to the user's repository (``dvc exp push --no-cache``: the outputs are in the shared
    cache already), where ``dvc exp show`` lists it with its params and metrics.
 
+A trial whose ``dvc exp run`` fails leaves no experiment (DVC records one only when every stage ran), so the
+trial records one itself: ``<trial>-failed``, a commit on the sweep's commit with the trial's ``params.yaml``
+and without ``dvc.lock`` (no stage's outputs are claimed: ``dvc exp show`` lists its params and no metrics),
+under DVC's experiment ref (``refs/exps/<commit[:2]>/<commit[2:]>/<name>``), pushed like the others.
+
 It returns a plain dict (status, metrics, wall time, error) that crosses process and machine boundaries.
 The workspace is removed after a success and kept after a failure (its path is in the result).
 """
@@ -98,6 +103,35 @@ def _run(step: str, cmd: list[str], cwd: Path, env: dict[str, str], timeout: Opt
     return proc.stdout
 
 
+FAILED_SUFFIX = "-failed"
+_FALLBACK_IDENTITY = ("-c", "user.name=gnnrec sweep", "-c", "user.email=gnnrec-sweep@localhost")
+
+
+def record_failed(trial: Trial, source: Source, workspace: Path, env: dict[str, str], message: str,
+                  timeout: Optional[float]) -> str:
+    """Record the failed run as experiment ``<trial>-failed`` of the clone (see the module's docstring) and
+    push it; its name. The commit is built in a temporary index: the workspace is left as the run left it."""
+    git, dvc = tools()
+    name = trial.name + FAILED_SUFFIX
+    index = workspace / ".git" / "gnnrec-failed-index"
+    genv = {**env, "GIT_INDEX_FILE": str(index)}
+    _run("record failure", [git, "read-tree", source.commit], workspace, genv, timeout)
+    _run("record failure", [git, "update-index", "--add", "params.yaml"], workspace, genv, timeout)
+    _run("record failure", [git, "update-index", "--force-remove", "dvc.lock"], workspace, genv, timeout)
+    tree = _run("record failure", [git, "write-tree"], workspace, genv, timeout).strip()
+    commit_msg = f"gnnrec sweep: trial {trial.name} failed: {message}"[:4000]
+    commit_cmd = ["commit-tree", tree, "-p", source.commit, "-m", commit_msg]
+    try:
+        commit = _run("record failure", [git, *commit_cmd], workspace, genv, timeout).strip()
+    except _StepFailed:                 # no git identity configured on this machine
+        commit = _run("record failure", [git, *_FALLBACK_IDENTITY, *commit_cmd], workspace, genv, timeout).strip()
+    index.unlink(missing_ok=True)
+    ref = f"refs/exps/{source.commit[:2]}/{source.commit[2:]}/{name}"
+    _run("record failure", [git, "update-ref", ref, commit], workspace, env, timeout)
+    _run("record failure", [dvc, "exp", "push", "--no-cache", "--force", "origin", name], workspace, env, timeout)
+    return name
+
+
 def read_metrics(workspace: Path) -> dict[str, Any]:
     """The trial's ``reports/metrics.json`` (model → metric → value, plus ``cold_start``)."""
     path = workspace / "reports" / "metrics.json"
@@ -140,10 +174,16 @@ def run_trial(trial: Trial, source: Source, workdir: Optional[str] = None, timeo
                 result["retries"] = attempt + 1
                 time.sleep(2.0 * (attempt + 1))
         result["metrics"] = read_metrics(workspace)
+        result["experiment"] = trial.name
         _run("push", [dvc, "exp", "push", "--no-cache", "--force", "origin", trial.name], workspace, env, timeout)
         result["status"] = "completed"
     except _StepFailed as exc:
         result.update(status="failed", step=exc.step, error=exc.message)
+        if exc.step == "dvc exp run":
+            try:
+                result["experiment"] = record_failed(trial, source, workspace, env, exc.message, timeout)
+            except (_StepFailed, OSError) as again:       # reported with the trial; the others go on
+                result["record_error"] = str(again)
     except OSError as exc:              # a missing git/dvc, a full disk: still one trial's failure
         result.update(status="failed", step="setup", error=f"{type(exc).__name__}: {exc}")
     result["wall_s"] = round(time.time() - started, 2)
