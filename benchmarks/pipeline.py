@@ -55,7 +55,9 @@ def copy_project(dest: Path, repo: Path = REPO) -> Path:
     return dest
 
 
-def _env(home: Path, repo: Path = REPO) -> dict:
+def project_env(home: Path, repo: Path = REPO) -> dict:
+    """The environment of commands in a copy: this interpreter first on PATH, its own PREFECT_HOME, telemetry
+    off, a git identity."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     if repo != REPO:            # another checkout's library first (this one's is installed in the venv)
         paths = [str(repo / "src"), str(repo), env.get("PYTHONPATH", "")]
@@ -190,7 +192,7 @@ def run_pipeline(keep: bool = False, log=print, modes: tuple[str, ...] = ("pipel
     root = Path(tempfile.mkdtemp(prefix="gnnrec-bench-pipeline-"))
     try:
         project = copy_project(root / "project", repo)
-        env = _env(root / "prefect-home", repo)
+        env = project_env(root / "prefect-home", repo)
         bin_dir = Path(sys.executable).parent
         _run([str(bin_dir / "gnnrec"), "data", "synthetic"], project, env)
         _run(["git", "init", "-q"], project, env)
