@@ -122,9 +122,11 @@ class _Lines:
 
 @json_flow(name="gnnrec-pipeline", persist_result=False)
 def pipeline(set_params: Optional[list[str]] = None, experiment: bool = False, name: Optional[str] = None,
-             force: bool = False, root: str = ".", verbose: bool = False) -> Any:
+             force: bool = False, root: str = ".", verbose: bool = False, snapshot: Optional[str] = None) -> Any:
     """Reproduce the DVC pipeline (``dvc repro``), or run a DVC experiment when params are overridden
-    (``dvc exp run -S key=value ...``); ``verbose`` shows DVC's own lines too. Ends Failed, with one
+    (``dvc exp run -S key=value ...``); ``verbose`` shows DVC's own lines too. With ``snapshot`` (a folder
+    under ``snapshots/``), first snapshot the current models there when the data changed since the last run
+    (the nightly warm-start loop: ``train.warm_start`` names the same folder). Ends Failed, with one
     message, when a stage or DVC fails: named ``BadInput`` when a stage's input was at fault or another
     run holds the project."""
     from prefect import get_run_logger
@@ -144,6 +146,16 @@ def pipeline(set_params: Optional[list[str]] = None, experiment: bool = False, n
     if console is not None and console.bars:        # this process draws the stages' progress bars
         env[PROGRESS_ENV] = "events"
     command = " ".join(["dvc"] + cmd[1:])
+    if snapshot:
+        from gnnrec.errors import GnnrecError
+        from gnnrec.warm_start import snapshot_before_new_data
+
+        try:
+            taken = snapshot_before_new_data(Path(root), Path(snapshot))
+        except GnnrecError as exc:
+            return Failed(name=BAD_INPUT, message=f"snapshot {snapshot}: {exc}")
+        lines.show(f"{clock()} pipeline  " + (f"new data: snapshot of {', '.join(taken['models'])} in {snapshot}"
+                                                if taken else f"no new data (or no models yet): {snapshot} kept"))
     lines.show(f"{clock()} pipeline  {command}")
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -197,13 +209,16 @@ def run(
     root: str = typer.Option(".", "--root", help="project root"),
     verbose: bool = typer.Option(False, "--verbose", "-v",
                                  help="also show DVC's own lines (each stage's command, lock file updates)"),
+    snapshot: Optional[str] = typer.Option(None, "--snapshot", metavar="FOLDER",
+                                           help="first snapshot the current models into FOLDER when the data "
+                                                "changed (warm-start loop; train.warm_start: FOLDER)"),
 ) -> None:
     """Reproduce the pipeline (dvc repro) as one Prefect flow run, or run a DVC experiment with -S."""
-    raise typer.Exit(run_pipeline(set_params, experiment, name, force, root, verbose))
+    raise typer.Exit(run_pipeline(set_params, experiment, name, force, root, verbose, snapshot=snapshot))
 
 
 def run_pipeline(set_params: list[str], experiment: bool, name: Optional[str], force: bool, root: str,
-                 verbose: bool = False, console: Optional[Console] = None) -> int:
+                 verbose: bool = False, console: Optional[Console] = None, snapshot: Optional[str] = None) -> int:
     """Run the pipeline flow with its console; the process's exit status (0, 1, or 2 for bad input)."""
     console = console or Console()
     try:
@@ -215,7 +230,7 @@ def run_pipeline(set_params: list[str], experiment: bool, name: Optional[str], f
     _CONSOLE["console"] = console
     try:
         with _api(url):
-            state = pipeline(set_params, experiment, name, force, root, verbose, return_state=True)
+            state = pipeline(set_params, experiment, name, force, root, verbose, snapshot, return_state=True)
     finally:
         _CONSOLE.clear()
         uninstall(handler)

@@ -1,4 +1,5 @@
-"""The ``gnnrec`` command: data tools, a stage run without orchestration (debugging), recommendations.
+"""The ``gnnrec`` command: data tools, a stage run without orchestration (debugging), recommendations, snapshots
+of the current models for a warm start.
 
 Input errors print their message (file, row, column or key, and what was expected) and exit with
 status 2; no traceback.
@@ -94,6 +95,25 @@ def _features(pairs: list[str]) -> dict[str, str]:
             raise typer.Exit(code=2)
         out[name.strip()] = value.strip()
     return out
+
+
+@app.command("snapshot")
+def snapshot(
+    dest: Path = typer.Argument(Path("snapshots/latest"), help="the snapshot folder (under snapshots/)"),
+    models: Optional[str] = typer.Option(None, help="comma-separated models (default: every trained one)"),
+    root: Path = typer.Option(Path("."), help="project root"),
+) -> None:
+    """Copy the current models and raw-id maps into a snapshot folder, for the next run's train.warm_start."""
+    from gnnrec.paths import Paths
+    from gnnrec.warm_start import take_snapshot
+
+    target = dest if dest.is_absolute() else root / dest
+    try:
+        manifest = take_snapshot(Paths(root), target, _ids(models) or None)
+    except GnnrecError as exc:
+        _fail(exc)
+    typer.echo(f"snapshot {dest}: {', '.join(manifest['models'])} ({manifest['n_users']} users, "
+               f"{manifest['n_items']} items); set train.warm_start: {dest} to start the next run from it")
 
 
 @app.command("recommend")

@@ -93,6 +93,7 @@ class TrainResult:
     best_score: Optional[float] = None
     stopped: str = "max_epochs"      # early_stop | max_epochs | max_seconds | no_training
     train_seconds: float = 0.0
+    fit_seconds: Optional[float] = None   # training-free models: the one-pass fit alone (no validation)
     epochs_run: int = 0
     resumed_from: int = 0            # the epoch a resumed run continued after (0: started from scratch)
 
@@ -249,7 +250,9 @@ def _train(model: Recommender, data: InteractionData, cfg: TrainConfig, metric: 
         return validation_scores(model, adj, train_csr, val_csr, [k], chunk_size)[metric]
 
     if not model.trainable:
+        fit_start = time.perf_counter()
         model.fit(data)
+        result.fit_seconds = time.perf_counter() - fit_start
         result.best_score = score()
         result.stopped = "no_training"
         result.train_seconds = time.perf_counter() - t_start

@@ -201,6 +201,7 @@ def test_train_loop_fits_once_and_scores_validation():
     model.prepare(GRAPH)
     result = train_model(model, data(val_u, val_i), TrainConfig(), metric="ndcg@3", chunk_size=2)
     assert result.stopped == "no_training" and result.epochs_run == 0
+    assert 0 < result.fit_seconds <= result.train_seconds           # the fit alone; training also validated
     expected = evaluate_ranking(torch.from_numpy(scores(model)).float(), torch.eye(N_ITEMS),
                                 csr_from_pairs(N_USERS, N_ITEMS, USERS, ITEMS),
                                 csr_from_pairs(N_USERS, N_ITEMS, val_u, val_i), [3])["ndcg@3"]

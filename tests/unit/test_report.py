@@ -45,7 +45,8 @@ METRICS = {
 }
 
 # The test-metrics table in Markdown (report.md and the run summary): best value per column in bold, then the
-# cost columns (training time, parameters, best epoch of epochs run; "—" where nothing was trained).
+# cost columns (training time, or a training-free model's fit time; parameters; best epoch of epochs run, "—"
+# where nothing was trained).
 MD_METRICS_TABLE = """\
 | Model | Recall@10 | NDCG@10 | Precision@10 | HitRate@10 | Recall@20 | NDCG@20 | Precision@20 | HitRate@20 \
 | Training time | Parameters | Best epoch |
@@ -53,7 +54,7 @@ MD_METRICS_TABLE = """\
 | lightgcn | **0.4321** | **0.3111** | **0.0812** | 0.6001 | **0.5555** | 0.3456 | 0.0601 | **0.7777** | 1.50 s | 248 \
 | 3 of 5 |
 | mf | 0.4012 | 0.3005 | 0.0799 | 0.5902 | 0.5432 | **0.3589** | **0.0644** | 0.7001 | 1.50 s | 248 | 3 of 5 |
-| popularity | 0.1234 | 0.0987 | 0.0301 | **0.6543** | 0.2001 | 0.1102 | 0.0250 | 0.4001 | — | 0 | — |
+| popularity | 0.1234 | 0.0987 | 0.0301 | **0.6543** | 0.2001 | 0.1102 | 0.0250 | 0.4001 | 0.25 s (fit) | 0 | — |
 """
 
 
@@ -129,7 +130,7 @@ def make_inputs(root: Path, *, social: bool = True, noise: bool = True, timings:
             "model": m, "hyperparameters": {"embedding_dim": 8} if trained else {},
             "n_params": 248 if trained else 0, "epochs_run": 5 if trained else 0, "best_epoch": 3 if trained else 0,
             "best_val": 0.3 if trained else 0.0, "early_stop_metric": "ndcg@20",
-            "train_seconds": 1.5 if trained else 0.0,
+            "train_seconds": 1.5 if trained else 0.0, **({} if trained else {"fit_seconds": 0.25}),
             "stopped": "early_stop" if trained else "no_training", "device": "cpu"})
         hist = pd.DataFrame({"epoch": np.arange(1, 6), "loss": np.linspace(0.69, 0.3, 5),
                              "val_score": [0.1, 0.2, 0.3, 0.29, 0.28], "seconds": np.arange(1, 6) * 0.3})
@@ -248,9 +249,10 @@ def test_metrics_table_has_every_model_and_value(html):
         # columns sorted by K, then recall, ndcg, precision, hitrate
         expected = [values[f"{name}@{k}"] for k in (10, 20) for name in ("recall", "ndcg", "precision", "hitrate")]
         assert cells[:8] == [f"{v:.4f}" for v in expected]
-    # cost next to quality: training time, parameters, best epoch of epochs run ("—" where nothing was trained)
+    # cost next to quality: training time (a training-free model's fit time), parameters, best epoch of epochs run
+    # ("—" where nothing was trained)
     assert re.findall(r'<td class="num">([^<]*)</td>', rows["lightgcn"])[-3:] == ["1.50 s", "248", "3 of 5"]
-    assert re.findall(r'<td class="num">([^<]*)</td>', rows["popularity"])[-3:] == ["—", "0", "—"]
+    assert re.findall(r'<td class="num">([^<]*)</td>', rows["popularity"])[-3:] == ["0.25 s (fit)", "0", "—"]
 
 
 def test_best_value_per_column_is_highlighted(html):

@@ -291,6 +291,7 @@ def test_train_and_evaluate_stages_write_the_contract(tmp_path):
     assert list(hist.columns) == ["epoch", "loss", "val_score", "seconds"] and len(hist) == lg["epochs_run"]
     pop = json.loads(paths.train_summary("popularity").read_text())
     assert pop["stopped"] == "no_training" and pop["epochs_run"] == 0 and pop["n_params"] == 0
+    assert 0 <= pop["fit_seconds"] <= pop["train_seconds"] and "fit_seconds" not in lg
     assert paths.train_history("popularity").read_text() == "epoch,loss,val_score,seconds\n"
     ckpt = torch.load(paths.model("mf"), weights_only=True)
     assert ckpt["model"] == "mf" and ckpt["kwargs"] == {"n_users": 40, "n_items": 80, "embedding_dim": 8,

@@ -209,6 +209,8 @@ class TrainConfig(Section):
     checkpoint_every: Annotated[StrictInt, Field(ge=0)] = 1   # 0: no resumable checkpoints
     subgraph: SubgraphConfig = SubgraphConfig()
     distributed: DistributedConfig = DistributedConfig()
+    warm_start: Optional[StrictStr] = None       # a snapshot folder under snapshots/ (gnnrec snapshot); null: off
+    warm_start_epochs: PositiveInt = 30          # the epoch cap of a warm-started run (early stopping as usual)
 
     @model_validator(mode="after")
     def _check_metric(self) -> "TrainConfig":

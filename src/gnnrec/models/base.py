@@ -10,7 +10,8 @@ What the training loop, the evaluator and the stages call on a model — and not
   :meth:`batch_embeddings` (a batch's final embeddings, for losses on embeddings), :meth:`ego_embeddings`
   (the layer-0 rows the L2 penalty applies to), :meth:`prepare` (graph inputs beyond the adjacency),
   :meth:`negative_sampler` (a model may adapt the loop's negatives), :meth:`fit` (training-free models),
-  :meth:`score_users` (direct scoring of a chunk of users);
+  :meth:`score_users` (direct scoring of a chunk of users), ``entity_tables`` (which weights have a row per
+  user or item: a warm start maps them by raw id);
 - new users and items without retraining (no gradient step on the trained weights; the cold-start
   protocol of :mod:`gnnrec.split` and :mod:`gnnrec.cold_start`): :meth:`serving_state` (what the served
   path needs, computed once after loading), :meth:`infer_users` (the served path: new users' embeddings
@@ -107,6 +108,10 @@ class Recommender(nn.Module, metaclass=ABCMeta):
     personalised: ClassVar[bool] = True
     #: trains on batch sub-graphs when ``train.subgraph.method`` is not ``full`` (:meth:`subgraph_forward`)
     subgraph_training: ClassVar[bool] = False
+    #: the state-dict entries with one row per user and/or item: ``"users"``, ``"items"`` or ``"users+items"``
+    #: (users first, then items). A warm start (:mod:`gnnrec.warm_start`) maps their rows by raw id and
+    #: copies every other entry as it is.
+    entity_tables: ClassVar[dict[str, str]] = {}
 
     def __init__(self, n_users: int, n_items: int) -> None:
         super().__init__()

@@ -108,6 +108,8 @@ class EmbeddingRecommender(Recommender):
     embeddings, L2 on the layer-0 rows. Subclasses implement :meth:`node_embeddings` and
     :meth:`all_embeddings`."""
 
+    entity_tables = {"embedding.weight": "users+items"}
+
     def __init__(self, n_users: int, n_items: int, embedding_dim: int, init_std: float = 0.1) -> None:
         super().__init__(n_users, n_items)
         self.embedding_dim = int(embedding_dim)

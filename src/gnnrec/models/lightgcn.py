@@ -96,6 +96,7 @@ class LightGCN(Recommender):
     description = "LightGCN: linear propagation, layers averaged"
     traits = "linear propagation over the whole graph"
     subgraph_training = True
+    entity_tables = {"embedding.weight": "users+items"}
 
     def __init__(self, n_users: int, n_items: int, embedding_dim: int = 64, num_layers: int = 3,
                  user_features: bool = False, n_feature_levels: int = 0, init_std: float = 0.1) -> None:

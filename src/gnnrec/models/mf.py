@@ -34,6 +34,7 @@ class MF(Recommender):
 
     description = "matrix factorisation (BPR)"
     graph_model = False
+    entity_tables = {"user_embedding.weight": "users", "item_embedding.weight": "items"}
 
     def __init__(self, n_users: int, n_items: int, embedding_dim: int = 64, user_features: bool = False,
                  n_feature_levels: int = 0, init_std: float = 0.1) -> None:

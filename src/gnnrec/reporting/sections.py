@@ -175,7 +175,7 @@ def training_section(params: Params, models: Sequence[str], summaries: Mapping[s
             "model": m, "available": summary is not None,
             "epochs_run": s.get("epochs_run"), "best_epoch": s.get("best_epoch"), "best_val": s.get("best_val"),
             "metric": s.get("early_stop_metric") or params.train.early_stop,
-            "train_seconds": s.get("train_seconds"), "n_params": s.get("n_params"),
+            "train_seconds": s.get("train_seconds"), "fit_seconds": s.get("fit_seconds"), "n_params": s.get("n_params"),
             "stopped": s.get("stopped"), "stopped_label": STOP_LABELS.get(s.get("stopped"), s.get("stopped") or "—"),
             "device": s.get("device"),
             "eval_seconds": (eval_models.get(m) or {}).get("seconds"),
@@ -187,8 +187,9 @@ def training_section(params: Params, models: Sequence[str], summaries: Mapping[s
 
 
 def add_cost_columns(table: dict, training: Sequence[Mapping[str, Any]]) -> None:
-    """Training time, parameter count and the epoch the validation score picked (of the epochs run), next
-    to each model's test metrics, so that quality and cost read side by side."""
+    """Training time (a training-free model's fit time, marked ``(fit)``), parameter count and the epoch the
+    validation score picked (of the epochs run), next to each model's test metrics, so that quality and cost
+    read side by side."""
     by_model = {row["model"]: row for row in training}
     table["extra_columns"] = list(COST_COLUMNS)
     for row in table["rows"]:
@@ -196,7 +197,10 @@ def add_cost_columns(table: dict, training: Sequence[Mapping[str, Any]]) -> None
         best, run, trained = t.get("best_epoch"), t.get("epochs_run"), t.get("trained", True)
         epoch = "—" if best is None or not trained else (
             f"{fmt_int(best)} of {fmt_int(run)}" if run is not None else fmt_int(best))
-        row["extra"] = [fmt_seconds(t.get("train_seconds")) if trained else "—", fmt_int(t.get("n_params")), epoch]
+        fit = t.get("fit_seconds")
+        cost = fmt_seconds(t.get("train_seconds")) if trained else (
+            f"{fmt_seconds(fit)} (fit)" if is_num(fit) else "—")      # a training-free model: its one-pass fit
+        row["extra"] = [cost, fmt_int(t.get("n_params")), epoch]
 
 
 def timings_section(rows: Optional[list[dict[str, Any]]], notes: list[str]) -> Optional[dict]:

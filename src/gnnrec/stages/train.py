@@ -77,7 +77,13 @@ def run(params: Params, paths: Paths, model_name: str, parallel: Any = None) -> 
 
         return launch(params, paths, model_name, cfg.distributed.nproc_per_node)
     world = 1 if parallel is None else parallel.world_size
-    resume = resume_path(params, paths, model_name, cfg, world)   # outside DVC's outputs; see gnnrec.checkpointing
+    warm = None
+    if cfg.warm_start and model.trainable:              # a previous run's weights, matched by raw id
+        warm = apply_warm_start(model, model_name, graph, data, paths, cfg.warm_start)
+        if warm is not None:
+            cfg = cfg.model_copy(update={"epochs": cfg.warm_start_epochs})
+    resume = resume_path(params, paths, model_name, cfg, world,       # outside DVC's outputs (gnnrec.checkpointing)
+                         warm=None if warm is None else warm["digest"])
     result = train_model(model, data, cfg, metric=cfg.early_stop, seed=params.seed,
                          chunk_size=params.evaluate.chunk_size, checkpoint_path=resume, parallel=parallel)
     if parallel is not None and not parallel.is_main:            # rank 0 writes the outputs
@@ -94,6 +100,8 @@ def run(params: Params, paths: Paths, model_name: str, parallel: Any = None) -> 
             hyper["subgraph"] = cfg.subgraph.model_dump(mode="json")
         if world > 1:                                                                        # data-parallel ranks
             hyper["world_size"] = world
+        if warm is not None:
+            hyper["warm_start"] = cfg.warm_start
     hyper["seed"] = params.seed
     cls = model_class(model_name, target)
     summary = {
@@ -108,8 +116,10 @@ def run(params: Params, paths: Paths, model_name: str, parallel: Any = None) -> 
         "best_val": None if result.best_score is None else round(result.best_score, 6),
         "early_stop_metric": cfg.early_stop,
         "train_seconds": round(result.train_seconds, 3),
+        **({} if result.fit_seconds is None else {"fit_seconds": round(result.fit_seconds, 3)}),
         "stopped": result.stopped,
         "device": str(device),
+        **({} if warm is None else {"warm_start": {k: v for k, v in warm.items() if k != "digest"}}),
     }
     write_json(paths.train_summary(model_name), summary)
     history = pd.DataFrame(result.history, columns=HISTORY_COLUMNS)
@@ -136,11 +146,43 @@ def skip(params: Params, paths: Paths, model_name: str, target: Any, reason: str
     return {"model": model_name, "skipped": reason}
 
 
-def resume_path(params: Params, paths: Paths, model_name: str, cfg: Any, world_size: int = 1) -> Path:
+def apply_warm_start(model: Any, model_name: str, graph: dict[str, Any], data: Any, paths: Paths,
+                     folder: str) -> Any:
+    """Initialise ``model`` from the snapshot ``folder`` (:mod:`gnnrec.warm_start`); what was done (with the
+    snapshot's ``digest``), or ``None`` when the snapshot has no checkpoint of this model (trained from scratch)."""
+    from gnnrec.io import read_parquet
+    from gnnrec.training import prepare_adjacency
+    from gnnrec.warm_start import WarmStartError, load_snapshot, warm_start
+
+    path = Path(folder) if Path(folder).is_absolute() else paths.root / folder
+    snapshots = (paths.root / "snapshots").resolve()
+    if not path.resolve().is_relative_to(snapshots):
+        raise WarmStartError(f"train.warm_start: {folder} is not under snapshots/, the train stage's declared "
+                             "dependency (DVC would not retrain when it changes); take the snapshot with "
+                             "`gnnrec snapshot snapshots/NAME`")
+    if not path.exists():                # the loop's first run: nothing to start from yet
+        log.warning("train@%s: train.warm_start: %s does not exist (yet): trained from scratch; `gnnrec snapshot "
+                    "%s` (or python -m flows.pipeline --snapshot %s) fills it", model_name, folder, folder, folder)
+        return None
+    snapshot = load_snapshot(path, model_name)
+    if snapshot is None:
+        log.warning("train@%s: the snapshot %s has no %s model: trained from scratch", model_name, folder, model_name)
+        return None
+    users = read_parquet(paths.dataset / "users.parquet").sort_values("user_id")["raw_id"].astype(str).to_numpy()
+    items = read_parquet(paths.dataset / "items.parquet").sort_values("item_id")["raw_id"].astype(str).to_numpy()
+    info = warm_start(model, snapshot, users, items, graph, prepare_adjacency(data.adjacency(), torch.device("cpu")))
+    log.info("train@%s: warm start from %s: %d known and %d new users, %d known and %d new items (%s)", model_name,
+             folder, info["known_users"], info["new_users"], info["known_items"], info["new_items"], info["new_rows"])
+    return {**info, "digest": snapshot.digest}
+
+
+def resume_path(params: Params, paths: Paths, model_name: str, cfg: Any, world_size: int = 1,
+                warm: Any = None) -> Path:
     """``artifacts/checkpoints/train@<model>-<key>.pt``: ``key`` hashes the stage's inputs (``graph.npz``,
     ``val.parquet``) and everything that shapes the run (model section, effective train settings but
-    ``checkpoint_every`` and ``distributed``, seed, evaluation chunk size, torch version, and the number of
-    data-parallel ranks when more than one), so only an identical run resumes."""
+    ``checkpoint_every`` and ``distributed``, seed, evaluation chunk size, torch version, the number of
+    data-parallel ranks when more than one, and the warm start's snapshot digest), so only an identical run
+    resumes."""
     config = {
         "model": model_name,
         "section": params.model(model_name).model_dump(mode="json"),
@@ -151,5 +193,7 @@ def resume_path(params: Params, paths: Paths, model_name: str, cfg: Any, world_s
     }
     if world_size > 1:                                   # a run on W ranks resumes only on W ranks
         config["world_size"] = world_size
+    if warm is not None:                                 # initialised from this snapshot
+        config["warm_start"] = warm
     key = input_key([paths.graph, paths.split / "val.parquet"], config)
     return paths.checkpoint(f"train@{model_name}", key)
