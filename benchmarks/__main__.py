@@ -11,7 +11,11 @@ Sub-benchmarks: train_step, eval, recbole, time_to_quality, pipeline, memory, sa
 ``train.subgraph.method``; up to ``--scale-max-edges``, 1e6 by default, the larger sizes projected; it writes
 ``reports/scale_benchmark.{md,json,png}`` and rows of this report); and,
 only when named, social (``benchmarks.social``: hours for the full grid, ``--quick`` under 30 minutes; it writes
-``reports/social_benchmark.{md,json,png}``, not rows of this report).
+``reports/social_benchmark.{md,json,png}``, not rows of this report), replay (``benchmarks.replay``: warm start against
+full retraining and no update on a chronological replay, ``reports/replay_benchmark.{md,json}``) and sweep
+(``benchmarks.sweep``: an 8-trial sweep on a 2-worker Dask cluster against one trial after another,
+``reports/sweep_benchmark.{md,json}``) and time_decay (``benchmarks.time_decay``: LightGCN with and without
+``graph.time_decay`` on a temporal split, ``reports/time_decay_benchmark.{md,json}``).
 Results of a partial run replace the same rows of an existing report and keep the others. The GPU benchmark is
 separate: ``python -m benchmarks.gpu``.
 """
@@ -32,7 +36,7 @@ from gnnrec.errors import GnnrecError
 ALL = ("train_step", "eval", "recbole", "time_to_quality", "pipeline", "memory", "samplers", "sage_layer", "serving",
        "scale")
 #: run only when named in --only (their own reports): too long for the default pass
-ON_REQUEST = ("social",)
+ON_REQUEST = ("social", "replay", "sweep", "time_decay")
 DEFAULT_DATASETS = ("movielens-100k", "lastfm-hetrec")
 NOTES = [
     "CPU threads: every row records `threads`, the torch threads both sides used (`--threads`, 2 by default: the "
@@ -153,6 +157,15 @@ def run_one(name: str, args: argparse.Namespace) -> list[Result]:
                             *(["--data-root", args.data_root] if args.data_root else [])])
         if code:
             raise RuntimeError(f"benchmarks.social exited {code}")
+        return []
+    if name in ("replay", "sweep", "time_decay"):
+        from benchmarks import replay, sweep, time_decay
+        module = {"replay": replay, "sweep": sweep, "time_decay": time_decay}[name]
+        extra = ([*(["--quick"] if args.quick and name == "replay" else []), "--threads", str(args.threads),
+                  *(["--data-root", args.data_root] if args.data_root else [])] if name != "sweep" else [])
+        code = module.main([*extra, "--out", args.out])
+        if code:
+            raise RuntimeError(f"benchmarks.{name} exited {code}")
         return []
     raise ValueError(name)
 

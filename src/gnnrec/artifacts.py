@@ -35,6 +35,8 @@ def load_graph(paths: Paths) -> dict[str, Any]:
         graph["n_feature_levels"] = int(arrays["n_feature_levels"])
     # the training ties before the social filter: 0 when the data has none (a social model is then skipped)
     graph["social_ties_in"] = int(arrays["social_ties_in"]) if "social_ties_in" in arrays else None
+    if "train_weight" in arrays:             # per training edge: its time-decay weight (graph.time_decay)
+        graph["train_weight"] = torch.from_numpy(np.ascontiguousarray(arrays["train_weight"], dtype=np.float32))
     if "social_fake" in arrays:              # per kept tie: known noise (planted or marked by the data)
         graph["social_fake"] = torch.from_numpy(np.ascontiguousarray(arrays["social_fake"], dtype=np.int8))
     return graph
@@ -48,7 +50,8 @@ def save_graph(paths: Paths, graph: dict[str, Any]) -> None:
 
 
 def load_interaction_data(paths: Paths, graph: dict[str, Any]) -> InteractionData:
-    """Training edges from ``graph.npz`` and validation pairs from ``val.parquet``."""
+    """Training edges (with their time-decay weights, if any) from ``graph.npz`` and validation pairs from
+    ``val.parquet``."""
     val_path = paths.split / "val.parquet"
     if not val_path.exists():
         raise DataError("no validation split: run the split stage first", file=str(val_path))
@@ -56,4 +59,5 @@ def load_interaction_data(paths: Paths, graph: dict[str, Any]) -> InteractionDat
     return InteractionData(
         n_users=int(graph["n_users"]), n_items=int(graph["n_items"]),
         train_user=graph["train_user"], train_item=graph["train_item"],
-        val_user=val["user_id"].to_numpy(np.int64), val_item=val["item_id"].to_numpy(np.int64))
+        val_user=val["user_id"].to_numpy(np.int64), val_item=val["item_id"].to_numpy(np.int64),
+        train_weight=graph.get("train_weight"))

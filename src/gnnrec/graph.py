@@ -11,6 +11,7 @@ Node numbering of the bipartite graph: users ``0..n_users-1``, then items ``n_us
 from __future__ import annotations
 
 import warnings
+from typing import Optional
 
 import numpy as np
 import torch
@@ -68,35 +69,47 @@ def csr_rows(indptr: Tensor) -> Tensor:
 
 
 def bipartite_adjacency(n_users: int, n_items: int, users: np.ndarray | torch.Tensor,
-                        items: np.ndarray | torch.Tensor) -> torch.Tensor:
+                        items: np.ndarray | torch.Tensor,
+                        weights: Optional[np.ndarray | torch.Tensor] = None) -> torch.Tensor:
     """Symmetrically normalised adjacency ``D^-1/2 A D^-1/2`` of the user–item graph (no self loops).
 
-    ``A = [[0, R], [R^T, 0]]`` with ``R`` the ``n_users × n_items`` binary interaction matrix; nodes of
-    degree 0 get zero rows. Returns an ``(n_users + n_items)²`` sparse CSR tensor (float32).
+    ``A = [[0, R], [R^T, 0]]`` with ``R`` the ``n_users × n_items`` interaction matrix: 1 per interaction, or
+    its ``weights`` (``graph.time_decay``), and ``D`` the weighted degrees; nodes of degree 0 get zero rows.
+    Returns an ``(n_users + n_items)²`` sparse CSR tensor (float32).
     """
     u = np.asarray(users, dtype=np.int64)
     i = np.asarray(items, dtype=np.int64) + n_users
     n = n_users + n_items
     rows = np.concatenate([u, i])
     cols = np.concatenate([i, u])
-    return normalized_adjacency(n, rows, cols)
+    if weights is None:
+        return normalized_adjacency(n, rows, cols)
+    w = np.asarray(weights, dtype=np.float64).reshape(-1)
+    return normalized_adjacency(n, rows, cols, np.concatenate([w, w]))
 
 
-def normalized_adjacency(n: int, rows: np.ndarray, cols: np.ndarray) -> torch.Tensor:
-    """``D^-1/2 A D^-1/2`` for the ``n × n`` 0/1 matrix with entries at ``(rows, cols)``, as CSR.
+def normalized_adjacency(n: int, rows: np.ndarray, cols: np.ndarray,
+                         weights: Optional[np.ndarray] = None) -> torch.Tensor:
+    """``D^-1/2 A D^-1/2`` for the ``n × n`` matrix with entries at ``(rows, cols)``, as CSR: 1 each, or
+    ``weights`` (positive, one per pair).
 
     Degrees are row sums, counting a repeated pair as often as it occurs (so repeated entries are kept,
     not merged); for the symmetric graphs used here, row and column sums agree. Entry ``(r, c)`` has the
-    value ``d_r^-1/2 · d_c^-1/2`` (computed in float64, stored as float32)."""
+    value ``a_rc · d_r^-1/2 · d_c^-1/2`` (computed in float64, stored as float32)."""
     rows = np.asarray(rows, dtype=np.int64)
     cols = np.asarray(cols, dtype=np.int64)
-    deg = np.bincount(rows, minlength=n).astype(np.float64)
+    w = None if weights is None else np.asarray(weights, dtype=np.float64).reshape(-1)
+    if w is not None and (len(w) != len(rows) or not np.all(np.isfinite(w)) or np.any(w <= 0)):
+        raise ValueError(f"normalized_adjacency: expected {len(rows)} positive finite weights, got {len(w)}")
+    deg = np.bincount(rows, weights=w, minlength=n).astype(np.float64)
     inv_sqrt = np.zeros(n, dtype=np.float64)
     nz = deg > 0
     inv_sqrt[nz] = deg[nz] ** -0.5
     indptr, indices = csr_from_pairs(n, n, rows, cols, merge_duplicates=False)
-    values = (inv_sqrt[csr_rows(indptr).numpy()] * inv_sqrt[indices.numpy()]).astype(np.float32)
-    return sparse_csr(indptr, indices, values, (n, n))
+    values = inv_sqrt[csr_rows(indptr).numpy()] * inv_sqrt[indices.numpy()]
+    if w is not None:              # the entries in csr_from_pairs' order: sorted by (row, col), stable
+        values = values * w[np.argsort(rows * max(n, 1) + cols, kind="stable")]
+    return sparse_csr(indptr, indices, values.astype(np.float32), (n, n))
 
 
 def sparse_csr(indptr: np.ndarray | Tensor, indices: np.ndarray | Tensor, data: np.ndarray,

@@ -62,6 +62,8 @@ class InteractionData:
     train_item: Tensor
     val_user: Tensor
     val_item: Tensor
+    #: per training edge, its weight in the adjacency (``graph.time_decay``); ``None``: 1 each
+    train_weight: Optional[Tensor] = None
 
     def __post_init__(self) -> None:
         for name in ("train_user", "train_item", "val_user", "val_item"):
@@ -73,10 +75,16 @@ class InteractionData:
             setattr(self, name, value)
         if len(self.train_user) != len(self.train_item) or len(self.val_user) != len(self.val_item):
             raise ValueError("user and item arrays must have the same length")
+        if self.train_weight is not None:
+            self.train_weight = torch.as_tensor(np.asarray(self.train_weight, dtype=np.float32).reshape(-1))
+            if len(self.train_weight) != len(self.train_user):
+                raise ValueError("train_weight must have one weight per training edge")
 
     def adjacency(self) -> Tensor:
-        """Normalised bipartite adjacency of the training edges (CPU, sparse CSR)."""
-        return bipartite_adjacency(self.n_users, self.n_items, self.train_user.numpy(), self.train_item.numpy())
+        """Normalised bipartite adjacency of the training edges, weighted by ``train_weight`` (CPU, sparse CSR)."""
+        weights = None if self.train_weight is None else self.train_weight.numpy()
+        return bipartite_adjacency(self.n_users, self.n_items, self.train_user.numpy(), self.train_item.numpy(),
+                                   weights)
 
     def train_csr(self) -> CSR:
         return csr_from_pairs(self.n_users, self.n_items, self.train_user, self.train_item)

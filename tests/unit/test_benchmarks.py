@@ -245,3 +245,26 @@ def test_benchmark_loader_reads_movielens_with_its_user_table():
     data = load_dataset("movielens-100k", str(require_shared("movielens-100k").parent))
     assert (data.n_users, data.n_items) == (943, 1682)
     assert len(data.train_user) + len(data.val_user) + len(data.test_user) == 100_000
+
+
+def test_replay_step_holds_out_each_users_latest_and_splits_seen_from_new_users():
+    import pandas as pd
+
+    from benchmarks.replay import REVEAL, make_step
+
+    history = pd.DataFrame({"user": ["a", "a", "a", "b", "b", "c", "c", "c"],
+                            "item": ["x", "y", "z", "x", "y", "z", "w", "x"],
+                            "timestamp": [1, 2, 3, 4, 5, 6, 7, 8]})
+    test = pd.DataFrame({"user": ["a", "a", "b", "d", "d", "d", "d", "d", "e"],
+                         "item": ["x", "w", "new", "x", "y", "z", "w", "y", "x"],
+                         "timestamp": range(9, 18)})
+    step = make_step(history, test)
+    assert step.user_raw.tolist() == ["a", "b", "c"] and step.item_raw.tolist() == ["x", "y", "z", "w"]
+    # validation: the latest interaction of each user with >= 3 (a's z, c's x); b (2) keeps both in training
+    assert sorted(zip(step.data.val_user.tolist(), step.data.val_item.tolist())) == [(0, 2), (2, 0)]
+    assert len(step.data.train_user) == 6
+    # seen users: a's targets are w only (x it had); b's only test item is unknown, so b is not tested
+    assert step.seen_users.tolist() == [0] and [t.tolist() for t in step.seen_targets] == [[3]]
+    # new users: d reveals its first 3 known items (x, y, z), the rest (w) is the target; e has too few
+    assert REVEAL == 3
+    assert [r.tolist() for r in step.new_revealed] == [[0, 1, 2]] and [t.tolist() for t in step.new_targets] == [[3]]

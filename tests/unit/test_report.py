@@ -338,6 +338,21 @@ def test_dataset_and_graph_counts(html, markdown):
     assert "| Interactions | 120 |" in markdown and "| Training edges | 96 |" in markdown
 
 
+def test_time_decay_appears_in_the_graph_section_only_when_on(tmp_path, markdown):
+    import json
+
+    assert "Time decay" not in markdown
+    paths = make_inputs(tmp_path / "proj")
+    stats = json.loads(paths.graph_stats.read_text())
+    stats["time_decay"] = {"half_life_days": 30.0, "latest": 1, "weight_mean": 0.61, "weight_min": 0.01,
+                           "share_below_half": 0.25}
+    write_json(paths.graph_stats, stats)
+    context = build_context(make_params(), paths)
+    line = "| Time decay | half-life 30 days: mean edge weight 0.61, 25.0% of the edges below one half |"
+    assert line in render_markdown(context)
+    assert "half-life 30 days: mean edge weight 0.61" in render_html(context)
+
+
 def test_graph_noise_precision_recall_and_social_counts(html, markdown):
     assert "Noise filter against ground truth" in html
     assert "<td class=\"num\">0.8750</td><td class=\"num\">0.7000</td>" in html

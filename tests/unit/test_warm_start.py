@@ -163,3 +163,20 @@ def test_the_train_stage_fine_tunes_from_a_snapshot(tmp_path):
     with pytest.raises(WarmStartError, match="not under snapshots/"):
         train_stage.run(outside, second, "mf")
     assert load_torch(second.model("mf"))["model"] == "mf"
+
+
+def test_the_snapshot_command_writes_the_folder_and_says_how_to_use_it(tmp_path):
+    from typer.testing import CliRunner
+
+    from gnnrec.cli import app
+    from gnnrec.io import save_torch
+
+    paths = project(tmp_path, OLD_USERS, OLD_ITEMS)
+    runner = CliRunner()
+    empty = runner.invoke(app, ["snapshot", "--root", str(tmp_path)])
+    assert empty.exit_code == 2 and "no model checkpoint" in empty.output      # nothing trained yet: exit 2
+    save_torch(paths.model("mf"), checkpoint("mf", {"n_users": 3, "n_items": 4, "embedding_dim": 4}, old_model("mf")))
+    done = runner.invoke(app, ["snapshot", "--root", str(tmp_path)])
+    assert done.exit_code == 0, done.output
+    assert "train.warm_start: snapshots/latest" in done.output
+    assert load_snapshot(tmp_path / "snapshots" / "latest", "mf") is not None

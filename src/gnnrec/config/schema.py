@@ -138,8 +138,17 @@ class SocialGraphConfig(Section):
     noise: PlantedNoiseConfig = PlantedNoiseConfig()
 
 
+class TimeDecayConfig(Section):
+    """Recent interactions count more: a training edge's weight is ``0.5 ** (age / half_life_days)``, its age
+    counted back from the latest training timestamp, in the normalised adjacency every whole-graph model (and
+    sub-graph sampler) propagates over. ``null``: every edge weighs 1."""
+
+    half_life_days: Optional[PositiveNumber] = None
+
+
 class GraphConfig(Section):
     social: SocialGraphConfig = SocialGraphConfig()
+    time_decay: TimeDecayConfig = TimeDecayConfig()
 
 
 # --------------------------------------------------------------------------------------- train
@@ -211,6 +220,7 @@ class TrainConfig(Section):
     distributed: DistributedConfig = DistributedConfig()
     warm_start: Optional[StrictStr] = None       # a snapshot folder under snapshots/ (gnnrec snapshot); null: off
     warm_start_epochs: PositiveInt = 30          # the epoch cap of a warm-started run (early stopping as usual)
+    warm_start_patience: Optional[PositiveInt] = None   # its early-stopping patience; null: patience
 
     @model_validator(mode="after")
     def _check_metric(self) -> "TrainConfig":

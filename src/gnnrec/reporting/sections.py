@@ -119,6 +119,7 @@ def graph_section(graph: Mapping[str, Any]) -> dict:
         "degrees": [_degree_row("Users (items per user)", graph.get("user_degree")),
                     _degree_row("Items (users per item)", graph.get("item_degree"))],
         "social": social_ctx,
+        "time_decay": dict(graph["time_decay"]) if graph.get("time_decay") else None,
     }
 
 

@@ -66,7 +66,10 @@ def retrain_for(params: Params, data: InteractionData, test: cs.NewEntities, k: 
     augmented = InteractionData(n_users=data.n_users, n_items=data.n_items,
                                 train_user=np.concatenate([data.train_user.numpy(), new_u]),
                                 train_item=np.concatenate([data.train_item.numpy(), new_i]),
-                                val_user=data.val_user.numpy(), val_item=data.val_item.numpy())
+                                val_user=data.val_user.numpy(), val_item=data.val_item.numpy(),
+                                # the revealed interactions are the newest: weight 1 under graph.time_decay
+                                train_weight=(None if data.train_weight is None else
+                                              np.concatenate([data.train_weight.numpy(), np.ones(len(new_u))])))
     cfg = params.train_for(ORACLE_MODEL)
     device = resolve_device(cfg.device)
     kwargs = {"n_users": data.n_users, "n_items": data.n_items, **params.model(ORACLE_MODEL).architecture()}

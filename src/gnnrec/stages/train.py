@@ -81,7 +81,8 @@ def run(params: Params, paths: Paths, model_name: str, parallel: Any = None) -> 
     if cfg.warm_start and model.trainable:              # a previous run's weights, matched by raw id
         warm = apply_warm_start(model, model_name, graph, data, paths, cfg.warm_start)
         if warm is not None:
-            cfg = cfg.model_copy(update={"epochs": cfg.warm_start_epochs})
+            cfg = cfg.model_copy(update={"epochs": cfg.warm_start_epochs,
+                                         "patience": cfg.warm_start_patience or cfg.patience})
     resume = resume_path(params, paths, model_name, cfg, world,       # outside DVC's outputs (gnnrec.checkpointing)
                          warm=None if warm is None else warm["digest"])
     result = train_model(model, data, cfg, metric=cfg.early_stop, seed=params.seed,
