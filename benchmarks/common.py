@@ -204,6 +204,16 @@ def _key(row: dict[str, Any]) -> tuple:
     return (row.get("dataset"), row.get("device"), row.get("what"), row.get("reference"))
 
 
+def save_report(out_dir: str | Path, stem: str, payload: dict[str, Any], text: str) -> None:
+    """A benchmark's own report: ``<out_dir>/<stem>.json`` (``payload``) and ``<stem>.md`` (``text``), written
+    atomically, and the Markdown printed."""
+    from gnnrec.io import write_json, write_text
+
+    write_json(Path(out_dir) / f"{stem}.json", payload)
+    write_text(Path(out_dir) / f"{stem}.md", text)
+    print(text)
+
+
 def _atomic_write(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text, encoding="utf-8")

@@ -72,6 +72,17 @@ def project_env(home: Path, repo: Path = REPO) -> dict:
     return env
 
 
+def init_project(project: Path, env: dict) -> None:
+    """A copy made a project of its own: the synthetic data of its ``params.yaml``, a git repo, the data under
+    ``data.dvc``, one commit."""
+    bin_dir = Path(sys.executable).parent
+    _run([str(bin_dir / "gnnrec"), "data", "synthetic"], project, env)
+    _run(["git", "init", "-q"], project, env)
+    _run([str(bin_dir / "dvc"), "add", "-q", "data"], project, env)
+    _run(["git", "add", "-A"], project, env)
+    _run(["git", "commit", "-qm", "benchmark project"], project, env)
+
+
 def _run(cmd: list[str], cwd: Path, env: dict) -> None:
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -194,11 +205,7 @@ def run_pipeline(keep: bool = False, log=print, modes: tuple[str, ...] = ("pipel
         project = copy_project(root / "project", repo)
         env = project_env(root / "prefect-home", repo)
         bin_dir = Path(sys.executable).parent
-        _run([str(bin_dir / "gnnrec"), "data", "synthetic"], project, env)
-        _run(["git", "init", "-q"], project, env)
-        _run([str(bin_dir / "dvc"), "add", "-q", "data"], project, env)
-        _run(["git", "add", "-A"], project, env)
-        _run(["git", "commit", "-qm", "bench"], project, env)
+        init_project(project, env)
         verbose = ["--verbose"] if "--verbose" in (project / "flows" / "pipeline.py").read_text() else []
         commands = {"pipeline": [sys.executable, "-m", "flows.pipeline", "--force", *verbose],
                     "dvc": [str(bin_dir / "dvc"), "repro", "--force"]}

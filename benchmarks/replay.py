@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from benchmarks.common import DATASETS, REPO, data_root, loadavg, machine
+from benchmarks.common import DATASETS, REPO, data_root, loadavg, machine, save_report
 
 REVEAL = 3
 DEFAULT_DATASETS = ("default", "movielens-100k")
@@ -275,7 +275,6 @@ def markdown(results: list[dict[str, Any]], info: dict[str, Any]) -> str:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     from gnnrec.config import load_params
-    from gnnrec.io import write_json, write_text
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks.replay", description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", default=",".join(DEFAULT_DATASETS), help="default and/or benchmark datasets")
@@ -301,10 +300,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     settings = {"epochs": t.epochs, "patience": t.patience, "warm_start_epochs": t.warm_start_epochs,
                 "warm_start_patience": t.warm_start_patience or t.patience, "chunks": chunks}
     info = {**machine(), "loadavg": loadavg(), "settings": settings}
-    write_json(Path(args.out) / "replay_benchmark.json", {"results": results, "machine": info, "quick": args.quick})
-    text = markdown(results, info)
-    write_text(Path(args.out) / "replay_benchmark.md", text)
-    print(text)
+    save_report(args.out, "replay_benchmark", {"results": results, "machine": info, "quick": args.quick},
+                markdown(results, info))
     return 0
 
 

@@ -25,9 +25,8 @@ from typing import Any, Optional
 
 import yaml
 
-from benchmarks.common import REPO, loadavg, machine
-from benchmarks.pipeline import copy_project, project_env
-from gnnrec.io import write_json, write_text
+from benchmarks.common import REPO, loadavg, machine, save_report
+from benchmarks.pipeline import copy_project, init_project, project_env
 from tests.e2e.conftest import TINY, deep_update
 
 MODELS = ("[mf]", "[lightgcn]", "[social]", "[ngcf]", "[gcn]", "[popularity]", "[bspm]", "[no_such_model]")
@@ -48,12 +47,7 @@ def make_tiny_project(dest: Path, env: dict) -> Path:
     params = yaml.safe_load((project / "params.yaml").read_text())
     (project / "params.yaml").write_text(yaml.safe_dump(deep_update(params, json.loads(json.dumps(TINY))),
                                                         sort_keys=False))
-    bin_dir = Path(sys.executable).parent
-    _run([str(bin_dir / "gnnrec"), "data", "synthetic"], project, env)
-    _run(["git", "init", "-q"], project, env)
-    _run([str(bin_dir / "dvc"), "add", "-q", "data"], project, env)
-    _run(["git", "add", "-A"], project, env)
-    _run(["git", "commit", "-qm", "tiny project"], project, env)
+    init_project(project, env)
     return project
 
 
@@ -142,10 +136,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--out", default=str(REPO / "reports"), help="where sweep_benchmark.{md,json} go")
     args = parser.parse_args(argv)
     out = run(keep=args.keep)
-    folder = Path(args.out)
-    write_json(folder / "sweep_benchmark.json", out)
-    write_text(folder / "sweep_benchmark.md", markdown(out))
-    print(markdown(out))
+    save_report(args.out, "sweep_benchmark", out, markdown(out))
     return 0
 
 

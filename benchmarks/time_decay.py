@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import numpy as np
 import torch
 
-from benchmarks.common import REPO, loadavg, machine
+from benchmarks.common import REPO, loadavg, machine, save_report
 from benchmarks.replay import build
 
 HALF_LIVES = (7.0, 30.0, 90.0, 365.0)
@@ -114,7 +113,6 @@ def markdown(results: list[dict[str, Any]], info: dict[str, Any]) -> str:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     from gnnrec.config import load_params
-    from gnnrec.io import write_json, write_text
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks.time_decay", description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", default=",".join(DEFAULT_DATASETS))
@@ -126,10 +124,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     params = load_params(REPO / "params.yaml")
     results = [measure(name, params, args.data_root) for name in args.datasets.split(",") if name]
     info = {**machine(), "loadavg": loadavg()}
-    write_json(Path(args.out) / "time_decay_benchmark.json", {"results": results, "machine": info})
-    text = markdown(results, info)
-    write_text(Path(args.out) / "time_decay_benchmark.md", text)
-    print(text)
+    save_report(args.out, "time_decay_benchmark", {"results": results, "machine": info}, markdown(results, info))
     return 0
 
 
