@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from benchmarks.common import REPO, data_root, machine
+from benchmarks.common import REPO, add_standard_args, data_root, machine
 
 DATASETS = {"movielens-100k": ("movielens-100k", "movielens-100k", False),
             "lastfm-hetrec": ("lastfm-hetrec", "lastfm-hetrec2011-2k", True)}
@@ -221,9 +221,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--epochs", type=int, default=None, help="cap the training epochs (default: params.yaml)")
     parser.add_argument("--reevaluate", action="store_true",
                         help="rerun only the evaluate stage where a draw's models are already trained")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--data-root", default=None)
-    parser.add_argument("--out", default=str(REPO / "reports"))
+    add_standard_args(parser)
     args = parser.parse_args(argv)
     import torch
 

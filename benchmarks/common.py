@@ -204,6 +204,14 @@ def _key(row: dict[str, Any]) -> tuple:
     return (row.get("dataset"), row.get("device"), row.get("what"), row.get("reference"))
 
 
+def add_standard_args(parser: Any) -> None:
+    """``--threads`` (torch threads, 2), ``--data-root`` (the datasets' folder) and ``--out`` (reports/), the
+    options every benchmark with its own report takes."""
+    parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument("--data-root", default=None, help="folder of the datasets (default ../shared/data)")
+    parser.add_argument("--out", default=str(REPO / "reports"), help="where the report goes")
+
+
 def save_report(out_dir: str | Path, stem: str, payload: dict[str, Any], text: str) -> None:
     """A benchmark's own report: ``<out_dir>/<stem>.json`` (``payload``) and ``<stem>.md`` (``text``), written
     atomically, and the Markdown printed."""

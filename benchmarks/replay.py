@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from benchmarks.common import DATASETS, REPO, data_root, loadavg, machine, save_report
+from benchmarks.common import DATASETS, REPO, add_standard_args, data_root, loadavg, machine, save_report
 
 REVEAL = 3
 DEFAULT_DATASETS = ("default", "movielens-100k")
@@ -282,9 +282,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--quick", action="store_true", help="4 chunks, a 40-epoch cap for full retraining")
     parser.add_argument("-S", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                         help="a train setting for every strategy, e.g. -S warm_start_epochs=10 (repeatable)")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--data-root", default=None)
-    parser.add_argument("--out", default=str(REPO / "reports"))
+    add_standard_args(parser)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     params = load_params(REPO / "params.yaml")

@@ -19,7 +19,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 import torch
 
-from benchmarks.common import REPO, loadavg, machine, save_report
+from benchmarks.common import REPO, add_standard_args, loadavg, machine, save_report
 from benchmarks.replay import build
 
 HALF_LIVES = (7.0, 30.0, 90.0, 365.0)
@@ -116,9 +116,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks.time_decay", description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", default=",".join(DEFAULT_DATASETS))
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--data-root", default=None)
-    parser.add_argument("--out", default=str(REPO / "reports"))
+    add_standard_args(parser)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     params = load_params(REPO / "params.yaml")
