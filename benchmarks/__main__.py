@@ -9,7 +9,8 @@
 Sub-benchmarks: train_step, eval, recbole, time_to_quality, pipeline, memory, samplers, sage_layer, serving, scale
 (``benchmarks.scale``: training steps on generated power-law graphs of 10^5 … 10^8 edges, every
 ``train.subgraph.method``; up to ``--scale-max-edges``, 1e6 by default, the larger sizes projected; it writes
-``reports/scale_benchmark.{md,json,png}`` and rows of this report); and,
+``reports/scale_benchmark.{md,json,png}`` and rows of this report), filters (``benchmarks.filters``: ``gfcf`` and
+``bspm`` fitted and fully evaluated on Gowalla, each in a fresh process, about 10 minutes); and,
 only when named, social (``benchmarks.social``: hours for the full grid, ``--quick`` under 30 minutes; it writes
 ``reports/social_benchmark.{md,json,png}``, not rows of this report), replay (``benchmarks.replay``: warm start against
 full retraining and no update on a chronological replay, ``reports/replay_benchmark.{md,json}``) and sweep
@@ -34,7 +35,7 @@ from benchmarks.common import QUIET, REPO, Result, machine, write_report
 from gnnrec.errors import GnnrecError
 
 ALL = ("train_step", "eval", "recbole", "time_to_quality", "pipeline", "memory", "samplers", "sage_layer", "serving",
-       "scale")
+       "scale", "filters")
 #: run only when named in --only (their own reports): too long for the default pass
 ON_REQUEST = ("social", "replay", "sweep", "time_decay")
 DEFAULT_DATASETS = ("movielens-100k", "lastfm-hetrec")
@@ -151,6 +152,9 @@ def run_one(name: str, args: argparse.Namespace) -> list[Result]:
         from benchmarks import scale
         return scale.run(args.scale_sizes, args.scale_max_edges, threads=args.threads, device=args.scale_device,
                          train_steps=args.scale_train_steps, out=args.out, fresh=args.fresh)
+    if name == "filters":
+        from benchmarks import filters
+        return filters.run(threads=args.threads, data_root=args.data_root)
     if name == "social":
         from benchmarks import social
         code = social.main([*(["--quick"] if args.quick else []), "--threads", str(args.threads),
