@@ -284,7 +284,7 @@ def _train(model: Recommender, data: InteractionData, cfg: TrainConfig, metric: 
     batch = cfg.batch_size
     n_steps = math.ceil(n_edges / batch)
     # train.subgraph: whole-graph models step on batch sub-graphs (gnnrec.sampling.subgraph_train); None: as below
-    subgraph = build_subgraph_trainer(cfg, model, adj, data.n_users, users, items, seed)
+    subgraph = build_subgraph_trainer(cfg, model, adj, data.n_users, users, items, seed, edge_weight=data.train_weight)
     if subgraph is not None and subgraph.sparse_grads:     # sparse embedding gradient: lazy Adam (gnnrec.optim)
         optimizer = subgraph.optimizer(model, cfg.lr)
     if parallel is not None:             # data-parallel rank: all-reducing optimizer, its share of sub-graphs

@@ -109,6 +109,28 @@ def test_cluster_batch_keeps_between_cluster_edges_and_renormalises_on_the_subgr
     assert sorted(visited) == [0, 1, 2] and between > 0           # each part once per epoch
 
 
+def test_cluster_batch_with_time_decay_weights_renormalises_the_weighted_subgraph():
+    w = np.linspace(0.2, 1.0, len(USERS))                         # graph.time_decay-like edge weights
+    adj = prepare_adjacency(bipartite_adjacency(N_USERS, N_ITEMS, USERS, ITEMS, w))
+    wdeg = torch.zeros(N_USERS + N_ITEMS, dtype=torch.float64)
+    wdeg.index_add_(0, torch.as_tensor(USERS), torch.as_tensor(w)).index_add_(0, torch.as_tensor(ITEMS + N_USERS),
+                                                                             torch.as_tensor(w))
+    a = torch.zeros(N_USERS + N_ITEMS, N_USERS + N_ITEMS, dtype=torch.float64)
+    a.index_put_((torch.as_tensor(USERS), torch.as_tensor(ITEMS + N_USERS)), torch.as_tensor(w), accumulate=True)
+    a = a + a.t()
+    every = ClusterSampler(adj, N_USERS, num_parts=3, clusters_per_batch=3, seed=0, weighted_degree=wdeg)
+    (nodes,) = list(every.subgraphs(generator()))
+    batch = every.batch(nodes, in_subgraph_items, generator())
+    assert torch.allclose(dense(batch.layers[0]).float(), adj.to_dense(), atol=1e-6)   # every part: the full graph
+    sampler = ClusterSampler(adj, N_USERS, num_parts=3, clusters_per_batch=2, seed=0, weighted_degree=wdeg)
+    for nodes in sampler.subgraphs(generator(3)):
+        batch = sampler.batch(nodes, in_subgraph_items, generator())
+        sub = a[nodes][:, nodes]                                   # the induced weighted sub-graph
+        d = sub.sum(1)
+        expected = sub / torch.sqrt(d[:, None] * d[None, :]).clamp_min(1e-12)
+        assert torch.allclose(dense(batch.layers[0]), expected, atol=1e-6)
+
+
 def test_cluster_negative_outside_the_subgraph_receives_but_sends_nothing():
     adj = tiny_adj()
     sampler = ClusterSampler(adj, N_USERS, num_parts=3, clusters_per_batch=1, seed=0)

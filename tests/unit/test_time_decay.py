@@ -81,3 +81,19 @@ def test_build_graph_writes_the_weights_and_the_models_read_them(tmp_path):
     assert read_json(paths.graph_stats)["time_decay"]["half_life_days"] == 2.0
     build_graph.run(params_from_dict({}), paths)                      # off: no weights, every edge 1
     assert load_interaction_data(paths, load_graph(paths)).train_weight is None
+
+
+def test_training_hands_the_weights_to_the_cluster_sampler():
+    from gnnrec.config import TrainConfig
+    from gnnrec.models import LightGCN
+    from gnnrec.sampling.subgraph_train import build_subgraph_trainer
+    from gnnrec.training import prepare_adjacency
+
+    users, items, w = torch.tensor([0, 0, 1]), torch.tensor([0, 1, 1]), torch.tensor([1.0, 0.5, 0.25])
+    cfg = TrainConfig(subgraph={"method": "cluster", "num_parts": 2, "clusters_per_batch": 1})
+    adj = prepare_adjacency(bipartite_adjacency(2, 2, users, items, w))
+    trainer = build_subgraph_trainer(cfg, LightGCN(2, 2, embedding_dim=4), adj, 2, users, items, edge_weight=w)
+    # users 0, 1 then items 0, 1: the weighted degrees
+    assert trainer.sampler.weighted_degree.tolist() == [1.5, 0.25, 1.0, 0.75]
+    plain = build_subgraph_trainer(cfg, LightGCN(2, 2, embedding_dim=4), adj, 2, users, items)
+    assert plain.sampler.weighted_degree is None

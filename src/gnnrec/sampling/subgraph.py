@@ -194,10 +194,15 @@ class InducedSampler:
 
     renormalise = False            # Cluster-GCN: values from the sub-graph's degrees
 
-    def __init__(self, adj: Tensor, n_users: int, extra: Optional[Operator] = None) -> None:
+    def __init__(self, adj: Tensor, n_users: int, extra: Optional[Operator] = None,
+                 weighted_degree: Optional[Tensor] = None) -> None:
         self.indptr = adj.crow_indices()                   # the adjacency's own arrays (int32), no copies
         self.indices = adj.col_indices()
         self.values = adj.values()
+        # the full graph's weighted degrees when its edges carry weights (graph.time_decay): a renormalised
+        # batch recovers each entry's weight w = â · sqrt(d_r d_c) and uses the sub-graph's weighted degrees
+        self.weighted_degree = (None if weighted_degree is None
+                                else weighted_degree.to(self.values.device, torch.float64))
         self.n_users = int(n_users)
         self.n_nodes = int(adj.shape[0])
         self.degree = self.indptr.diff().to(self.values.dtype)                 # full-graph degrees
@@ -229,7 +234,16 @@ class InducedSampler:
         n = nodes.shape[0]
         row, col, eidx = induced_entries(indptr, indices, nodes, self.local_of)
         nrow, ncol, neidx = induced_entries(indptr, indices, negs, self.local_of)
-        if self.renormalise:
+        if self.renormalise and which == 0 and self.weighted_degree is not None:     # weighted edges
+            wd = self.weighted_degree
+            w_own = values.index_select(0, eidx).double() * (wd[nodes[row]] * wd[nodes[col]]).sqrt()
+            w_neg = values.index_select(0, neidx).double() * (wd[negs[nrow]] * wd[nodes[ncol]]).sqrt()
+            deg = torch.zeros(n + negs.shape[0], dtype=torch.float64, device=values.device)
+            deg.index_add_(0, torch.cat([row, nrow + n]), torch.cat([w_own, w_neg]))
+            joined = deg[:n].index_add(0, ncol, w_neg)                          # as if the negatives had joined
+            own = (w_own * (deg[row] * deg[col]).rsqrt()).to(values.dtype)
+            neg = (w_neg * (deg[nrow + n] * joined[ncol]).rsqrt()).to(values.dtype)
+        elif self.renormalise:
             deg = torch.bincount(torch.cat([row, nrow + n]), minlength=n + negs.shape[0]).double()
             joined = deg[:n] + torch.bincount(ncol, minlength=n).double()        # as if the negatives had joined
             own = (deg[row] * deg[col]).rsqrt().to(values.dtype)
@@ -286,8 +300,9 @@ class ClusterSampler(InducedSampler):
     renormalise = True
 
     def __init__(self, adj: Tensor, n_users: int, num_parts: Optional[int], clusters_per_batch: int, seed: int = 0,
-                 extra: Optional[Operator] = None, batch_edges: int = 8192) -> None:
-        super().__init__(adj, n_users, extra)
+                 extra: Optional[Operator] = None, batch_edges: int = 8192,
+                 weighted_degree: Optional[Tensor] = None) -> None:
+        super().__init__(adj, n_users, extra, weighted_degree)
         if num_parts is None:
             num_parts = default_num_parts(self.n_edges, clusters_per_batch, batch_edges)
         self.parts = metis_parts(self.indptr, self.indices, num_parts, seed).to(self.indices.device)   # [N]

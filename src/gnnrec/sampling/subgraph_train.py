@@ -139,9 +139,11 @@ def batch_loss(model: Any, batch: SubgraphBatch, l2: float, sparse: bool = False
 
 
 def build_subgraph_trainer(cfg: Any, model: Any, adj: Tensor, n_users: int, users: Tensor, items: Tensor,
-                           seed: int = 0) -> Optional[SubgraphTrainer]:
+                           seed: int = 0, edge_weight: Optional[Tensor] = None) -> Optional[SubgraphTrainer]:
     """The trainer for ``cfg.subgraph`` (``cfg``: the ``train`` section), or None: ``full``, or a model
-    without sub-graph training (logged)."""
+    without sub-graph training (logged). ``edge_weight``: per training edge (``graph.time_decay``); SAINT and
+    the layer-wise sampler read it from ``adj``'s values, Cluster-GCN's renormalisation from the weighted
+    degrees."""
     sub = cfg.subgraph
     if sub.method == "full" or not getattr(model, "trainable", True):
         return None
@@ -152,8 +154,14 @@ def build_subgraph_trainer(cfg: Any, model: Any, adj: Tensor, n_users: int, user
         return None
     extra = model.subgraph_extra_edges() if hasattr(model, "subgraph_extra_edges") else None
     if sub.method == "cluster":
+        wdeg = None
+        if edge_weight is not None:                    # users first, then items: the adjacency's numbering
+            w = edge_weight.to(users.device, torch.float64)
+            n_items = int(adj.shape[0]) - n_users
+            wdeg = torch.cat([torch.zeros(n_users, dtype=torch.float64, device=w.device).index_add_(0, users, w),
+                              torch.zeros(n_items, dtype=torch.float64, device=w.device).index_add_(0, items, w)])
         sampler = ClusterSampler(adj, n_users, sub.num_parts, sub.clusters_per_batch, seed=seed, extra=extra,
-                                 batch_edges=CLUSTER_BATCH_FACTOR * cfg.batch_size)
+                                 batch_edges=CLUSTER_BATCH_FACTOR * cfg.batch_size, weighted_degree=wdeg)
         what = f"{sampler.num_parts} METIS parts, {sampler.clusters_per_batch} per batch"
     elif sub.method == "saint":
         roots = sub.roots or max(1, cfg.batch_size // sub.walk_length)
