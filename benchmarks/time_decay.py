@@ -33,13 +33,12 @@ def temporal_split(name: str, root: Optional[str], seed: int = 42) -> dict[str, 
 
     dataset = build(name, root)
     parts = split_interactions(dataset.interactions, "temporal", (0.8, 0.1, 0.1), seed, 3)
-    n_users, n_items = len(dataset.users), len(dataset.items)
+    return {"n_users": len(dataset.users), "n_items": len(dataset.items), "train": parts.train, "val": parts.val,
+            "test": parts.test}
 
-    def col(frame, c):
-        return frame[c].to_numpy(np.int64)
 
-    return {"n_users": n_users, "n_items": n_items, "train": parts.train, "val": parts.val, "test": parts.test,
-            "col": col}
+def col(frame: Any, c: str) -> np.ndarray:
+    return frame[c].to_numpy(np.int64)
 
 
 def run_one(split: dict[str, Any], params: Any, seed: int, half_life: Optional[float]) -> dict[str, float]:
@@ -49,7 +48,7 @@ def run_one(split: dict[str, Any], params: Any, seed: int, half_life: Optional[f
     from gnnrec.stages.build_graph import time_decay_weights
     from gnnrec.training import InteractionData, prepare_adjacency, train_model
 
-    col, train, val, test = split["col"], split["train"], split["val"], split["test"]
+    train, val, test = split["train"], split["val"], split["test"]
     n_users, n_items = split["n_users"], split["n_items"]
     weights = None if half_life is None else time_decay_weights(train["timestamp"], half_life, "train")[0]
     data = InteractionData(n_users, n_items, col(train, "user_id"), col(train, "item_id"), col(val, "user_id"),

@@ -154,9 +154,11 @@ class Snapshot:
         return h.hexdigest()[:16]
 
 
-def _raw_ids(path: Path, key: str) -> np.ndarray:
+def raw_ids(path: Path, key: str, fix: str = "take the snapshot again with `gnnrec snapshot`") -> np.ndarray:
+    """The ``raw_id`` column of an id map (``users.parquet`` / ``items.parquet``) in ``key`` order, ``key``
+    checked to be ``0 … n-1``; a missing file is a :class:`WarmStartError` saying ``fix``."""
     if not path.exists():
-        raise WarmStartError(f"{path}: the snapshot has no id map (take it again with `gnnrec snapshot`)")
+        raise WarmStartError(f"{path}: no id map ({fix})")
     table = read_parquet(path).sort_values(key)
     if not np.array_equal(table[key].to_numpy(np.int64), np.arange(len(table))):
         raise WarmStartError(f"{path}: column {key!r} is not 0..{len(table) - 1}")
@@ -176,8 +178,8 @@ def load_snapshot(folder: Path, model: str) -> Optional[Snapshot]:
     ckpt = load_torch(path)
     if ckpt.get("skipped") or "state_dict" not in ckpt:
         return None
-    return Snapshot(folder, ckpt, _raw_ids(folder / "users.parquet", "user_id"),
-                    _raw_ids(folder / "items.parquet", "item_id"))
+    return Snapshot(folder, ckpt, raw_ids(folder / "users.parquet", "user_id"),
+                    raw_ids(folder / "items.parquet", "item_id"))
 
 
 # ------------------------------------------------------------------------------------------ transfer

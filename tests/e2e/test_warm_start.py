@@ -54,8 +54,10 @@ def test_the_nightly_loop_snapshots_before_new_data_and_fine_tunes_from_it(proje
         summary = json.loads(project.read(f"reports/train/{model}.json"))
         warm = summary["warm_start"]
         assert warm["from"].endswith("snapshots/latest") and summary["epochs_run"] <= 2
-        assert warm["known_users"] == manifest["n_users"] - warm["dropped_users"]
-        assert warm["new_users"] >= 1 and warm["new_rows"]           # the new users that reached training
+        # every user of yesterday's id map is still known (matched by raw id), the appended ones are the new ones
+        assert (warm["known_users"], warm["new_users"], warm["dropped_users"]) == (manifest["n_users"],
+                                                                                   len(NEW_USERS), 0)
+        assert warm["new_rows"]
 
     before = (project.root / "snapshots/latest/manifest.json").read_text()
     out = _pipeline(project)                           # nothing new: no snapshot, every stage unchanged

@@ -51,9 +51,11 @@ def test_weighted_adjacency_matches_the_dense_formula():
 
 
 def test_interaction_data_propagates_over_the_weighted_graph():
-    data = InteractionData(2, 2, [0, 1], [0, 1], [], [], train_weight=np.array([1.0, 0.25]))
+    # user 0 has items 0 and 1, user 1 item 1: weights change the normalised values (not so for disjoint edges)
+    data = InteractionData(2, 2, [0, 0, 1], [0, 1, 1], [], [], train_weight=np.array([1.0, 0.5, 0.25]))
     assert torch.equal(data.adjacency().to_dense(),
-                       bipartite_adjacency(2, 2, [0, 1], [0, 1], [1.0, 0.25]).to_dense())
+                       bipartite_adjacency(2, 2, [0, 0, 1], [0, 1, 1], [1.0, 0.5, 0.25]).to_dense())
+    assert not torch.allclose(data.adjacency().to_dense(), bipartite_adjacency(2, 2, [0, 0, 1], [0, 1, 1]).to_dense())
     with pytest.raises(ValueError, match="one weight per training edge"):
         InteractionData(2, 2, [0, 1], [0, 1], [], [], train_weight=np.array([1.0]))
 

@@ -27,7 +27,7 @@ from gnnrec.io import save_torch, write_csv, write_json
 from gnnrec.models import build_model, checkpoint, model_class
 from gnnrec.models.base import GraphInputError, NoSocialTiesError
 from gnnrec.paths import Paths
-from gnnrec.training import resolve_device, train_model
+from gnnrec.training import prepare_adjacency, resolve_device, train_model
 
 HISTORY_COLUMNS = ["epoch", "loss", "val_score", "seconds"]
 log = logging.getLogger("gnnrec.train")
@@ -77,15 +77,16 @@ def run(params: Params, paths: Paths, model_name: str, parallel: Any = None) -> 
 
         return launch(params, paths, model_name, cfg.distributed.nproc_per_node)
     world = 1 if parallel is None else parallel.world_size
-    warm = None
+    warm, adj = None, None
     if cfg.warm_start and model.trainable:              # a previous run's weights, matched by raw id
-        warm = apply_warm_start(model, model_name, graph, data, paths, cfg.warm_start)
+        adj = prepare_adjacency(data.adjacency())       # built once: the warm start's inference, then training
+        warm = apply_warm_start(model, model_name, graph, adj, paths, cfg.warm_start)
         if warm is not None:
             cfg = cfg.model_copy(update={"epochs": cfg.warm_start_epochs,
                                          "patience": cfg.warm_start_patience or cfg.patience})
     resume = resume_path(params, paths, model_name, cfg, world,       # outside DVC's outputs (gnnrec.checkpointing)
                          warm=None if warm is None else warm["digest"])
-    result = train_model(model, data, cfg, metric=cfg.early_stop, seed=params.seed,
+    result = train_model(model, data, cfg, metric=cfg.early_stop, seed=params.seed, adj=adj,
                          chunk_size=params.evaluate.chunk_size, checkpoint_path=resume, parallel=parallel)
     if parallel is not None and not parallel.is_main:            # rank 0 writes the outputs
         return {"model": model_name, "epochs_run": result.epochs_run}
@@ -147,13 +148,12 @@ def skip(params: Params, paths: Paths, model_name: str, target: Any, reason: str
     return {"model": model_name, "skipped": reason}
 
 
-def apply_warm_start(model: Any, model_name: str, graph: dict[str, Any], data: Any, paths: Paths,
+def apply_warm_start(model: Any, model_name: str, graph: dict[str, Any], adj: Any, paths: Paths,
                      folder: str) -> Any:
-    """Initialise ``model`` from the snapshot ``folder`` (:mod:`gnnrec.warm_start`); what was done (with the
-    snapshot's ``digest``), or ``None`` when the snapshot has no checkpoint of this model (trained from scratch)."""
-    from gnnrec.io import read_parquet
-    from gnnrec.training import prepare_adjacency
-    from gnnrec.warm_start import WarmStartError, load_snapshot, warm_start
+    """Initialise ``model`` from the snapshot ``folder`` (:mod:`gnnrec.warm_start`; ``adj``: the training
+    adjacency); what was done (with the snapshot's ``digest``), or ``None`` when the snapshot has no checkpoint
+    of this model (trained from scratch)."""
+    from gnnrec.warm_start import WarmStartError, load_snapshot, raw_ids, warm_start
 
     path = Path(folder) if Path(folder).is_absolute() else paths.root / folder
     snapshots = (paths.root / "snapshots").resolve()
@@ -169,9 +169,10 @@ def apply_warm_start(model: Any, model_name: str, graph: dict[str, Any], data: A
     if snapshot is None:
         log.warning("train@%s: the snapshot %s has no %s model: trained from scratch", model_name, folder, model_name)
         return None
-    users = read_parquet(paths.dataset / "users.parquet").sort_values("user_id")["raw_id"].astype(str).to_numpy()
-    items = read_parquet(paths.dataset / "items.parquet").sort_values("item_id")["raw_id"].astype(str).to_numpy()
-    info = warm_start(model, snapshot, users, items, graph, prepare_adjacency(data.adjacency(), torch.device("cpu")))
+    rerun = "rerun the validate stage"
+    users = raw_ids(paths.dataset / "users.parquet", "user_id", rerun)
+    items = raw_ids(paths.dataset / "items.parquet", "item_id", rerun)
+    info = warm_start(model, snapshot, users, items, graph, adj)
     log.info("train@%s: warm start from %s: %d known and %d new users, %d known and %d new items (%s)", model_name,
              folder, info["known_users"], info["new_users"], info["known_items"], info["new_items"], info["new_rows"])
     return {**info, "digest": snapshot.digest}
