@@ -150,14 +150,19 @@ def bpr_loss(pos: Tensor, neg: Tensor, ego: tuple[Tensor, ...], l2: float) -> Te
     return loss
 
 
-def softmax_loss(user_e: Tensor, item_e: Tensor, temperature: float, items: Optional[Tensor] = None) -> Tensor:
+def softmax_loss(user_e: Tensor, item_e: Tensor, temperature: float, items: Optional[Tensor] = None,
+                 log_q: Optional[Tensor] = None) -> Tensor:
     """In-batch sampled softmax on L2-normalised embeddings: row ``b`` of the ``[B, B]`` logits
     ``cos(u_b, i_c) / temperature`` is a classification with the batch's other positives as negatives and
     ``c = b`` as the label. With ``items`` (``[B]`` ids), another copy of the row's own positive item is not
-    a negative (it is masked out)."""
+    a negative (it is masked out). With ``log_q`` (``[B]``: the log sampling probability of each column's item),
+    column ``c`` is corrected to ``cos / temperature - log_q[c]`` (the logQ correction: in-batch negatives are
+    drawn in proportion to popularity, which the uncorrected loss would learn as a penalty on popular items)."""
     u = F.normalize(user_e, dim=-1)                                           # [B, d]
     v = F.normalize(item_e, dim=-1)                                           # [B, d]
     logits = (u @ v.t()) / temperature                                        # [B, B]
+    if log_q is not None:
+        logits = logits - log_q[None, :]
     labels = torch.arange(logits.shape[0], device=logits.device)
     if items is not None:
         duplicate = (items[:, None] == items[None, :]) & (labels[:, None] != labels[None, :])
@@ -166,16 +171,17 @@ def softmax_loss(user_e: Tensor, item_e: Tensor, temperature: float, items: Opti
 
 
 def batch_loss(model: Recommender, adj: Optional[Tensor], u: Tensor, i: Tensor, j: Optional[Tensor],
-               cfg: TrainConfig) -> Tensor:
+               cfg: TrainConfig, log_q: Optional[Tensor] = None) -> Tensor:
     """The training loss of one batch: ``train.loss`` plus ``train.l2`` on the batch's ego embeddings.
 
     - ``bpr``: :func:`bpr_loss` of the ``(u, i, j)`` triples (``j``: ``[B]`` sampled negatives);
     - ``softmax``: :func:`softmax_loss` over the ``(u, i)`` pairs with ``train.temperature`` (``j`` is
-      unused: the other positives of the batch are the negatives), on ``model.batch_embeddings(adj, u, i)``.
+      unused: the other positives of the batch are the negatives), on ``model.batch_embeddings(adj, u, i)``;
+      ``log_q`` (``[n_items]``, with ``train.logq``): the items' log training frequencies, subtracted from the logits.
     """
     if cfg.loss == "softmax":
         user_e, item_e = model.batch_embeddings(adj, u, i)     # LightGCN: only the batch's rows, fused
-        loss = softmax_loss(user_e, item_e, cfg.temperature, items=i)
+        loss = softmax_loss(user_e, item_e, cfg.temperature, items=i, log_q=None if log_q is None else log_q[i])
         if cfg.l2:
             ego_u, ego_i = model.ego_embeddings(u, i)
             loss = loss + cfg.l2 * (ego_u.pow(2).sum() + ego_i.pow(2).sum()) / (2 * u.shape[0])
@@ -183,6 +189,13 @@ def batch_loss(model: Recommender, adj: Optional[Tensor], u: Tensor, i: Tensor, 
     pos, neg = model(adj, u, i, j)
     ego_u, ego_ij = model.ego_embeddings(u, torch.cat([i, j]))
     return bpr_loss(pos, neg, (ego_u, ego_ij), cfg.l2)
+
+
+def item_log_frequency(items: Tensor, n_items: int) -> Tensor:
+    """``[n_items]`` log of each item's share of the training edges: the probability that an in-batch
+    negative is that item (items with no training edge never appear in a batch: their entry is 0)."""
+    counts = torch.bincount(items, minlength=n_items).to(torch.float32)
+    return torch.log(counts.clamp(min=1) / max(len(items), 1))
 
 
 @torch.no_grad()
@@ -278,6 +291,7 @@ def _train(model: Recommender, data: InteractionData, cfg: TrainConfig, metric: 
     sampler = model.negative_sampler(sampler)               # e.g. PinSage's hard-negative curriculum
     needs_model = sampler.needs_model                       # hard negatives are scored by the model
     in_batch = cfg.loss == "softmax"                        # the batch's other positives are the negatives
+    log_q = item_log_frequency(items, data.n_items) if in_batch and cfg.logq else None   # train.logq
     generator = torch.Generator(device=device)
     generator.manual_seed(seed)
     optimizer = make_optimizer(model, cfg.lr)
@@ -322,7 +336,7 @@ def _train(model: Recommender, data: InteractionData, cfg: TrainConfig, metric: 
                 j = sampler.sample(u, negatives, model=model, adj=adj)       # [B] negatives
             else:
                 j = sampler.sample(u, negatives)                             # [B] negatives
-            loss = batch_loss(model, adj, u, i, j, cfg)
+            loss = batch_loss(model, adj, u, i, j, cfg, log_q)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from gnnrec.config import TrainConfig, params_from_dict
 from gnnrec.errors import ParamsError
 from gnnrec.models import LightGCN
-from gnnrec.training import InteractionData, batch_loss, bpr_loss, softmax_loss, train_model
+from gnnrec.training import InteractionData, batch_loss, bpr_loss, item_log_frequency, softmax_loss, train_model
 
 
 def test_softmax_loss_is_cross_entropy_over_the_batch_cosines():
@@ -38,6 +38,25 @@ def test_softmax_loss_does_not_treat_a_copy_of_the_positive_as_a_negative():
     assert not torch.isclose(masked, softmax_loss(u, v, 0.5))
 
 
+def test_logq_correction_subtracts_each_columns_log_frequency():
+    """Hand computation: item frequencies 3/6, 2/6, 1/6 (an unseen item gets log 1/6 too, clamped); each
+    column's logits lose its item's log frequency, positives included."""
+    items = torch.tensor([0, 1, 0, 2, 0, 1])
+    log_q = item_log_frequency(items, 4)
+    torch.testing.assert_close(log_q, torch.log(torch.tensor([3 / 6, 2 / 6, 1 / 6, 1 / 6])))
+    torch.manual_seed(2)
+    u, v = torch.randn(3, 4), torch.randn(3, 4)
+    batch_items = torch.tensor([0, 1, 2])
+    expected = 0.0
+    for b in range(3):
+        logits = torch.stack([F.cosine_similarity(u[b], v[c], dim=0) / 0.2 - log_q[batch_items[c]]
+                              for c in range(3)])
+        expected += -torch.log_softmax(logits, 0)[b]
+    corrected = softmax_loss(u, v, 0.2, items=batch_items, log_q=log_q[batch_items])
+    torch.testing.assert_close(corrected, expected / 3)
+    assert not torch.isclose(corrected, softmax_loss(u, v, 0.2, items=batch_items))
+
+
 def _tiny_data(n_users=30, n_items=40, seed=0):
     g = torch.Generator().manual_seed(seed)
     users = torch.arange(n_users).repeat_interleave(8)
@@ -60,6 +79,10 @@ def test_batch_loss_dispatches_on_train_loss():
     soft = batch_loss(model, adj, u, i, None, TrainConfig(loss="softmax", temperature=0.3, l2=0.0))
     ue, ie = model.embed(adj)
     torch.testing.assert_close(soft, softmax_loss(ue[u], ie[i], 0.3, items=i))
+    log_q = item_log_frequency(data.train_item, data.n_items)
+    corrected = batch_loss(model, adj, u, i, None, TrainConfig(loss="softmax", temperature=0.3, l2=0.0, logq=True),
+                           log_q)
+    torch.testing.assert_close(corrected, softmax_loss(ue[u], ie[i], 0.3, items=i, log_q=log_q[i]))
 
 
 @pytest.mark.parametrize("loss", ["bpr", "softmax"])
@@ -71,6 +94,19 @@ def test_training_with_each_loss_learns(loss):
     result = train_model(model, data, cfg, seed=0)
     losses = [row["loss"] for row in result.history]
     assert all(math.isfinite(x) for x in losses) and losses[-1] < losses[0]
+
+
+def test_train_logq_reaches_the_training_loop():
+    data = _tiny_data()
+    losses = {}
+    for logq in (False, True):
+        torch.manual_seed(0)
+        model = LightGCN(data.n_users, data.n_items, 16, 1)
+        cfg = TrainConfig(epochs=3, batch_size=64, lr=0.02, l2=0.0, loss="softmax", logq=logq, patience=100)
+        losses[logq] = [row["loss"] for row in train_model(model, data, cfg, seed=0).history]
+    assert losses[True][0] != pytest.approx(losses[False][0])
+    with pytest.raises(ParamsError, match="train.logq"):
+        params_from_dict({"train": {"logq": "yes"}})
 
 
 def test_loss_params_are_checked():

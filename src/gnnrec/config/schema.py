@@ -206,6 +206,9 @@ class TrainConfig(Section):
     l2: Annotated[Number, Field(ge=0)] = 1e-4
     loss: LossName = "bpr"             # bpr (sampled negatives) | softmax (in-batch, L2-normalised embeddings)
     temperature: PositiveNumber = 0.12  # softmax only
+    #: softmax only: subtract log(item training frequency) from each logit (the sampled-softmax correction for
+    #: in-batch negatives, which are drawn in proportion to popularity; Yi et al., RecSys 2019)
+    logq: StrictBool = False
     negatives: NegativeStrategy = "uniform"
     negative_alpha: Annotated[Number, Field(ge=0)] = 0.75
     negative_pool: PositiveInt = 16

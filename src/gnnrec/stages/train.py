@@ -96,7 +96,7 @@ def run(params: Params, paths: Paths, model_name: str, parallel: Any = None) -> 
     if model.trainable:
         hyper.update({"epochs": cfg.epochs, "batch_size": cfg.batch_size, "lr": cfg.lr, "l2": cfg.l2,
                       "patience": cfg.patience, "negatives": cfg.negatives, "loss": cfg.loss,
-                      **({"temperature": cfg.temperature} if cfg.loss == "softmax" else {}),
+                      **({"temperature": cfg.temperature, "logq": cfg.logq} if cfg.loss == "softmax" else {}),
                       "eval_every": cfg.eval_every, "max_seconds": cfg.max_seconds})
         if cfg.subgraph.method != "full" and getattr(model, "subgraph_training", False):   # batch sub-graphs
             hyper["subgraph"] = cfg.subgraph.model_dump(mode="json")
