@@ -76,8 +76,8 @@ def render(measured: Sequence[dict[str, Any]], projected: Sequence[dict[str, Any
              f"{size_tag(settings['quality_max_edges'])} edges. Steps differ in positives (column *positives*): "
              "Cluster-GCN and GraphSAINT train on all of their sub-graph's edges.",
              "- Settings: `train.subgraph` defaults (`saint`: 1,024 roots, walks of 2; `layerwise`: LADIES, 1,024 "
-             "nodes per layer, batches of 2,048 edges) except `cluster`'s METIS parts, which grow with the graph "
-             "(one per 1,024 training edges, 4 per batch) so that a batch stays the same size.",
+             "nodes per layer, batches of 2,048 edges; `cluster`: `num_parts: null`, METIS parts sized by the graph, "
+             "one per 2,048 training edges at batch 2,048, 4 per batch, so that a batch stays the same size).",
              f"- Rows in *italics* are **projected** from the fitted growth (least squares on log–log over the "
              f"measured sizes), not measured; the reason is given. Threads: {settings['threads']}; device: "
              f"{settings['device']}.", "",
