@@ -51,7 +51,7 @@ CONFIG = {
     "loss": "softmax",          # in-batch sampled softmax: the batch's other positives are the negatives
     "temperature": 0.12,
     "batch_size": 2048,
-    "lr": 1e-3,
+    "lr": 5e-3,                 # on 2 CPU cores, 5e-3 reached in 5 epochs what 1e-3 did in 14 (benchmarks.gowalla_cpu)
     "l2": 0.0,
     "eval_every": 1,
     "patience": 30,

@@ -268,3 +268,61 @@ def test_replay_step_holds_out_each_users_latest_and_splits_seen_from_new_users(
     # new users: d reveals its first 3 known items (x, y, z), the rest (w) is the target; e has too few
     assert REVEAL == 3
     assert [r.tolist() for r in step.new_revealed] == [[0, 1, 2]] and [t.tolist() for t in step.new_targets] == [[3]]
+
+
+def _tiny_lightgcn_folder(root: Path, n_users: int = 40, n_items: int = 60) -> Path:
+    rng = np.random.default_rng(0)
+    folder = root / "gowalla-lightgcn"
+    folder.mkdir(parents=True)
+    train, test = [], []
+    for u in range(n_users):
+        items = rng.choice(n_items, size=12, replace=False)
+        train.append(" ".join(map(str, [u, *sorted(items[:9])])))
+        test.append(" ".join(map(str, [u, *sorted(items[9:])])))
+    (folder / "train.txt").write_text("\n".join(train) + "\n")
+    (folder / "test.txt").write_text("\n".join(test) + "\n")
+    return folder
+
+
+def test_gowalla_cpu_milestones_take_the_first_epoch_with_both_metrics():
+    from benchmarks.gowalla_cpu import milestones
+
+    curve = [{"epoch": 1, "seconds": 10.0, "recall@20": 0.171, "ndcg@20": 0.140},
+             {"epoch": 2, "seconds": 20.0, "recall@20": 0.169, "ndcg@20": 0.146},
+             {"epoch": 3, "seconds": 30.0, "recall@20": 0.175, "ndcg@20": 0.150},
+             {"epoch": 4, "seconds": 40.0, "recall@20": 0.190, "ndcg@20": 0.160}]
+    hits = milestones(curve)
+    assert hits["0.17 / 0.145"] == {"epoch": 3, "seconds": 30.0}
+    assert hits["published 0.1830 / 0.1554"] == {"epoch": 4, "seconds": 40.0}
+    assert milestones(curve[:3])["published 0.1830 / 0.1554"] is None
+
+
+def test_gowalla_cpu_refits_on_all_of_train_for_the_selected_epochs(tmp_path: Path):
+    """Selection on train less the validation slice, refit on all of train.txt for the kept epoch count; the
+    test curve, ranked from weight copies after the run, agrees with the kept checkpoint's own figures."""
+    from benchmarks import gowalla_cpu
+    from benchmarks.gpu import load_gowalla
+
+    folder = _tiny_lightgcn_folder(tmp_path / "data")
+    data, _ = load_gowalla(folder)
+    refit_data = gowalla_cpu.full_train(data)
+    assert len(refit_data.train_user) == 40 * 9 and len(refit_data.val_user) == 0
+    pairs = set(zip(refit_data.train_user.tolist(), refit_data.train_item.tolist()))
+    assert pairs == set(zip(np.repeat(np.arange(40), 9).tolist(),
+                            [int(t) for line in (folder / "train.txt").read_text().split("\n") if line
+                             for t in line.split()[1:]]))
+    rows = gowalla_cpu.run("cpu", 1, str(tmp_path / "data"), tmp_path / "out", budget=30.0,
+                           config={"batch_size": 64, "patience": 2, "lr": 0.01})
+    res = json.loads((tmp_path / "out" / "gowalla_cpu_benchmark.json").read_text())
+    sel, refit = res["selection"], res["refit"]
+    assert refit["epochs_run"] == refit["epochs_cap"] == sel["kept_epoch"] == refit["kept_epoch"]
+    assert sel["stopped"] == "early_stop" and refit["stopped"] == "max_epochs"
+    for run_ in (sel, refit):
+        point = next(p for p in run_["curve"] if p["epoch"] == run_["kept_epoch"])
+        assert point["recall@20"] == pytest.approx(run_["test"]["recall@20"])
+        assert point["ndcg@20"] == pytest.approx(run_["test"]["ndcg@20"])
+        assert [p["epoch"] for p in run_["curve"]] == list(range(1, run_["epochs_run"] + 1))
+    assert all(p["val_ndcg@20"] is None for p in refit["curve"])
+    assert rows[0].extra["recall@20"] == pytest.approx(refit["test"]["recall@20"])
+    assert (tmp_path / "out" / "gowalla_cpu_benchmark.png").stat().st_size > 0
+    assert "| refit | all of train.txt |" in (tmp_path / "out" / "gowalla_cpu_benchmark.md").read_text()
