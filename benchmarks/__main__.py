@@ -17,7 +17,7 @@ full retraining and no update on a chronological replay, ``reports/replay_benchm
 (``benchmarks.sweep``: an 8-trial sweep on a 2-worker Dask cluster against one trial after another,
 ``reports/sweep_benchmark.{md,json}``), time_decay (``benchmarks.time_decay``: LightGCN with and without
 ``graph.time_decay`` on a temporal split, ``reports/time_decay_benchmark.{md,json}``) and gowalla
-(``benchmarks.gowalla_cpu``: LightGCN trained to the published quality on Gowalla, selection then refit, about 45
+(``benchmarks.gowalla_cpu``: LightGCN trained to the published quality on Gowalla, selection then refit, about 32
 minutes; ``reports/gowalla_cpu_benchmark.{md,json,png}`` and a row of this report).
 Results of a partial run replace the same rows of an existing report and keep the others. The GPU benchmark is
 separate: ``python -m benchmarks.gpu``.

@@ -1,6 +1,6 @@
 """Gowalla on a CPU: LightGCN-family training to the published LightGCN quality on 2 cores.
 
-    python -m benchmarks.gowalla_cpu                  # about 40 minutes on 2 cores: selection, then the refit
+    python -m benchmarks.gowalla_cpu                  # about 32 minutes on 2 cores: selection, then the refit
     python -m benchmarks --only gowalla               # the same, through the benchmark runner
     python -m benchmarks.gowalla_cpu --device cuda    # on a GPU machine (train.device=cuda)
 

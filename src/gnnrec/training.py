@@ -193,7 +193,8 @@ def batch_loss(model: Recommender, adj: Optional[Tensor], u: Tensor, i: Tensor, 
 
 def item_log_frequency(items: Tensor, n_items: int) -> Tensor:
     """``[n_items]`` log of each item's share of the training edges: the probability that an in-batch
-    negative is that item (items with no training edge never appear in a batch: their entry is 0)."""
+    negative is that item (an item with no training edge never appears in a batch: its entry is that of an
+    item with one edge, log(1 / edges), so that the table has no -inf)."""
     counts = torch.bincount(items, minlength=n_items).to(torch.float32)
     return torch.log(counts.clamp(min=1) / max(len(items), 1))
 
