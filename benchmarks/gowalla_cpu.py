@@ -76,12 +76,13 @@ def train_and_monitor(data: BenchData, config: dict[str, Any], device: str, seed
     result = train_model(model, inter, cfg, seed=seed, log=on_epoch)
     kept = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
     t0 = time.perf_counter()
+    ranking = test_setting(inter, data, device)
     curve = []
     for epoch, state in sorted(snapshots.items()):
         row = next(r for r in rows if r["epoch"] == epoch)
         curve.append({"epoch": epoch, "seconds": row["seconds"], "val_ndcg@20": row["val_score"],
-                      **test_metrics(model, state, inter, data, device)})
-    final = test_metrics(model, kept, inter, data, device)
+                      **test_metrics(model, state, *ranking)})
+    final = test_metrics(model, kept, *ranking)
     kept_row = next(r for r in rows if r["epoch"] == result.best_epoch)
     return {"config": dict(c), "seed": seed, "budget_s": budget, "epochs_cap": epochs, "stopped": result.stopped,
             "epochs_run": result.epochs_run, "kept_epoch": result.best_epoch, "kept_seconds": kept_row["seconds"],
@@ -91,18 +92,25 @@ def train_and_monitor(data: BenchData, config: dict[str, Any], device: str, seed
             "milestones": milestones(curve)}
 
 
-def test_metrics(model: Any, state: dict[str, torch.Tensor], inter: Any, data: BenchData, device: str) -> dict:
-    """Test Recall@20 / NDCG@20 of ``model`` with ``state``; every ``train.txt`` item (train and validation
-    slice) is masked."""
-    from gnnrec.evaluation import csr_union, evaluate_ranking
+def test_setting(inter: Any, data: BenchData, device: str) -> tuple[Any, Any, Any]:
+    """What every test ranking of a run shares: the adjacency, the masked items (every ``train.txt`` item: train
+    and validation slice) and the test targets."""
+    from gnnrec.evaluation import csr_union
     from gnnrec.graph import csr_from_pairs
     from gnnrec.training import prepare_adjacency
 
-    model.load_state_dict(state)
-    model.eval()
     adj = prepare_adjacency(inter.adjacency(), device)
     seen = csr_union(inter.train_csr(), inter.val_csr(), data.n_items)
     test = csr_from_pairs(data.n_users, data.n_items, data.test_user, data.test_item)
+    return adj, seen, test
+
+
+def test_metrics(model: Any, state: dict[str, torch.Tensor], adj: Any, seen: Any, test: Any) -> dict:
+    """Test Recall@20 / NDCG@20 of ``model`` with ``state`` (full ranking, ``seen`` masked)."""
+    from gnnrec.evaluation import evaluate_ranking
+
+    model.load_state_dict(state)
+    model.eval()
     with torch.no_grad():
         user_emb, item_emb = model.embed(adj)
         out = evaluate_ranking(user_emb, item_emb, seen, test, (20,), None)
