@@ -177,7 +177,8 @@ def batch_loss(model: Recommender, adj: Optional[Tensor], u: Tensor, i: Tensor, 
     - ``bpr``: :func:`bpr_loss` of the ``(u, i, j)`` triples (``j``: ``[B]`` sampled negatives);
     - ``softmax``: :func:`softmax_loss` over the ``(u, i)`` pairs with ``train.temperature`` (``j`` is
       unused: the other positives of the batch are the negatives), on ``model.batch_embeddings(adj, u, i)``;
-      ``log_q`` (``[n_items]``, with ``train.logq``): the items' log training frequencies, subtracted from the logits.
+      ``log_q`` (``[n_items]``, with ``train.logq``): the items' log training frequencies, subtracted from the logits;
+    - plus ``model.auxiliary_loss(u)`` where the model has one.
     """
     if cfg.loss == "softmax":
         user_e, item_e = model.batch_embeddings(adj, u, i)     # LightGCN: only the batch's rows, fused
@@ -185,10 +186,12 @@ def batch_loss(model: Recommender, adj: Optional[Tensor], u: Tensor, i: Tensor, 
         if cfg.l2:
             ego_u, ego_i = model.ego_embeddings(u, i)
             loss = loss + cfg.l2 * (ego_u.pow(2).sum() + ego_i.pow(2).sum()) / (2 * u.shape[0])
-        return loss
-    pos, neg = model(adj, u, i, j)
-    ego_u, ego_ij = model.ego_embeddings(u, torch.cat([i, j]))
-    return bpr_loss(pos, neg, (ego_u, ego_ij), cfg.l2)
+    else:
+        pos, neg = model(adj, u, i, j)
+        ego_u, ego_ij = model.ego_embeddings(u, torch.cat([i, j]))
+        loss = bpr_loss(pos, neg, (ego_u, ego_ij), cfg.l2)
+    extra = model.auxiliary_loss(u)                            # a model's own term (SocialGNN: friend contrast)
+    return loss if extra is None else loss + extra
 
 
 def item_log_frequency(items: Tensor, n_items: int) -> Tensor:

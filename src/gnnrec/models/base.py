@@ -147,6 +147,11 @@ class Recommender(nn.Module, metaclass=ABCMeta):
         """Layer-0 embeddings ``([len(users), d], [len(items), d])`` for the L2 penalty."""
         raise self.unsupported("ego_embeddings (L2 on layer-0 embeddings)")
 
+    def auxiliary_loss(self, users: Tensor) -> Optional[Tensor]:
+        """An extra training term for the step's users ``[B]``, from the embeddings of the step's forward pass,
+        which the loop adds to ``train.loss`` (whole-graph steps). Default: none."""
+        return None
+
     def prepare(self, graph: dict[str, Any]) -> "Recommender":
         """Derive the graph inputs the model needs beyond the normalised adjacency from ``graph.npz``'s dict
         (non-persistent buffers). Default: nothing."""

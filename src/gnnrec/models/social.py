@@ -7,10 +7,11 @@ from __future__ import annotations
 from typing import Annotated, Any, Optional
 
 import torch
+import torch.nn.functional as F
 from pydantic import Field, StrictBool, StrictInt
 from torch import Tensor, nn
 
-from gnnrec.config.schema import ModelParams, Number, OpenUnit, PositiveInt
+from gnnrec.config.schema import ModelParams, Number, OpenUnit, PositiveInt, PositiveNumber
 from gnnrec.graph import symmetric_spmm
 from gnnrec.models.base import GraphInputError, NoSocialTiesError
 from gnnrec.models.common import SymmetricEdgeDropout, WholeGraphRecommender, check_unit, graph_tensor
@@ -42,6 +43,12 @@ class SocialGNN(WholeGraphRecommender):
         social_weight (float): :math:`\beta`, the weight of the social messages. (default: ``0.5``)
         attention (bool): learn a gate per tie. (default: ``True``)
         edge_dropout (float): share of undirected user–item edges dropped per step. (default: ``0.0``)
+        contrast_weight (float): :math:`\lambda` of the friend contrast, an extra training term (whole-graph
+            steps): for the step's distinct users with kept ties, the InfoNCE of each user's final embedding
+            against the gate-weighted mean of its friends' final embeddings, the step's other users' friend means
+            as negatives, on cosines over ``contrast_temperature``. It pulls a user towards its friends' taste
+            and, through the gates, teaches them which friends share it. ``0``: off. (default: ``0.0``)
+        contrast_temperature (float): its temperature. (default: ``0.2``)
         init_std (float): std of the normal initialisation of the embeddings. (default: ``0.1``)
     """
 
@@ -51,6 +58,8 @@ class SocialGNN(WholeGraphRecommender):
         social_weight: Annotated[Number, Field(ge=0)] = 0.5
         attention: StrictBool = True
         edge_dropout: OpenUnit = 0.0
+        contrast_weight: Annotated[Number, Field(ge=0)] = 0.0
+        contrast_temperature: PositiveNumber = 0.2
 
     description = "LightGCN plus propagation over the kept social ties, a learned gate per tie"
     name = "social"               # the registry's name, in messages
@@ -59,7 +68,7 @@ class SocialGNN(WholeGraphRecommender):
 
     def __init__(self, n_users: int, n_items: int, embedding_dim: int = 64, num_layers: int = 3,
                  social_weight: float = 0.5, attention: bool = True, edge_dropout: float = 0.0,
-                 init_std: float = 0.1) -> None:
+                 contrast_weight: float = 0.0, contrast_temperature: float = 0.2, init_std: float = 0.1) -> None:
         super().__init__(n_users, n_items, embedding_dim, init_std)
         self.num_layers = int(num_layers)
         self.social_weight = float(social_weight)
@@ -67,6 +76,11 @@ class SocialGNN(WholeGraphRecommender):
             raise ValueError(f"social_weight must be >= 0, got {social_weight}")
         self.attention = bool(attention)
         self.edge_dropout = check_unit("edge_dropout", edge_dropout)
+        self.contrast_weight, self.contrast_temperature = float(contrast_weight), float(contrast_temperature)
+        if self.contrast_weight < 0 or self.contrast_temperature <= 0:
+            raise ValueError(f"contrast_weight must be >= 0 and contrast_temperature > 0, got {contrast_weight}, "
+                             f"{contrast_temperature}")
+        self._step_out: Optional[Tensor] = None                              # the step's final embeddings
         self.gate = nn.Linear(self.embedding_dim, 1) if self.attention else None
         self.register_buffer("social_src", torch.zeros(0, dtype=torch.long), persistent=False)
         self.register_buffer("social_dst", torch.zeros(0, dtype=torch.long), persistent=False)
@@ -129,7 +143,29 @@ class SocialGNN(WholeGraphRecommender):
             social = social.index_add(0, self.social_dst, w * x[self.social_src])   # [n_users, d]
             x = torch.cat([y[: self.n_users] + social, y[self.n_users:]])
             out = out + x
-        return out / (self.num_layers + 1)
+        out = out / (self.num_layers + 1)
+        if self.training and self.contrast_weight > 0 and torch.is_grad_enabled():
+            self._step_out = out                                              # for auxiliary_loss, this step
+        return out
+
+    def auxiliary_loss(self, users: Tensor) -> Optional[Tensor]:
+        """``contrast_weight`` times the friend contrast of the step's users (see the class); ``None`` when off,
+        outside training, or with fewer than two of the step's users having a kept tie."""
+        out, self._step_out = self._step_out, None
+        if out is None:
+            return None
+        z = out[: self.n_users]                                               # [n_users, d]
+        g = self.tie_weights()                                                # [S]
+        friends = z.new_zeros(z.shape).index_add(0, self.social_dst, g[:, None] * z[self.social_src])
+        mass = z.new_zeros(self.n_users).index_add(0, self.social_dst, g)     # [n_users] Σ of the gates
+        users = torch.unique(users)
+        users = users[mass[users] > 0]
+        if users.numel() < 2:
+            return None
+        a = F.normalize(z[users], dim=-1)                                     # [b, d]
+        b = F.normalize(friends[users] / mass[users, None], dim=-1)           # [b, d] the friends' mean
+        logits = a @ b.t() / self.contrast_temperature                       # [b, b]
+        return self.contrast_weight * F.cross_entropy(logits, torch.arange(users.numel(), device=z.device))
 
     # ------------------------------------------------------------------------------ batch sub-graphs
     def subgraph_extra_edges(self) -> tuple[Tensor, Tensor, Tensor]:
@@ -146,6 +182,9 @@ class SocialGNN(WholeGraphRecommender):
     def subgraph_forward(self, batch: Any, x0: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
         """BPR scores on a batch sub-graph: :meth:`propagate` over the batch's operators and the ties among
         its nodes (each operator carries them as ``ties``, valued as its estimate of the social adjacency)."""
+        if self.contrast_weight > 0:
+            raise ValueError(f"{self.name}: contrast_weight > 0 needs whole-graph steps (train.subgraph.method: "
+                             "full); the friend contrast has no batch sub-graph form")
         x0 = self.subgraph_layer0(batch.nodes) if x0 is None else x0         # [n, d]
         x, out = x0, x0[: batch.n_out]
         for op in batch.operators(self.num_layers, self.edge_dropout, self.training):
