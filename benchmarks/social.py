@@ -36,19 +36,15 @@ import time
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-import numpy as np
 import pandas as pd
 import yaml
 
 from benchmarks.common import REPO, data_root, machine
+from benchmarks.social_stats import VARIANTS, checks, paired  # noqa: F401 (paired: the module's API, as before)
 
 METRICS = ("ndcg@10", "recall@10")
 SPLIT_SEED = 42
 NOISE_SEED = 42
-BOOTSTRAP = 2000
-#: variant → (graph.social.method, social model's attention); lightgcn and sociallgn are separate
-VARIANTS = {"no protection": ("none", False), "filter": ("taste", False), "gate": ("none", True),
-            "filter + gate": ("taste", True)}
 FILMTRUST = {"interactions": "ratings.txt", "social": "trust.txt", "sep": " ", "header": False,
              "columns": {"user": 1, "item": 2, "rating": 3, "timestamp": None}, "social_columns": {"src": 1, "dst": 2}}
 #: name → (data.source, folder under the data root or None for the generated default data, data.tabular)
@@ -126,8 +122,10 @@ class Dataset:
             _store(root, key, {})
         return root
 
-    def graph(self, method: str, delta: float, kind: str) -> tuple[Path, dict[str, Any]]:
-        """``build_graph`` with the filter ``method`` and δ planted fakes of ``kind``; its graph.json."""
+    def graph(self, method: str, delta: float, kind: str,
+              cached_only: bool = False) -> Optional[tuple[Path, dict[str, Any]]]:
+        """``build_graph`` with the filter ``method`` and δ planted fakes of ``kind``; its graph.json (``None``
+        where it is not built yet and ``cached_only``)."""
         from gnnrec.paths import Paths
         from gnnrec.stages import build_graph
 
@@ -138,6 +136,8 @@ class Dataset:
         root = self.work / f"graph-{method}-{kind}-{delta:g}"
         key = _key({k: raw[k] for k in ("seed", "data", "validate", "split", "graph")})
         cached = _cached(root, key)
+        if cached is None and cached_only:
+            return None
         if cached is None:
             root.mkdir(parents=True, exist_ok=True)
             _copy_artifacts(base, root, ("dataset", "split"))
@@ -148,8 +148,10 @@ class Dataset:
             _store(root, key, cached)
         return root, cached
 
-    def cell(self, graph_root: Path, models: dict[str, dict[str, Any]], seed: int) -> dict[str, Any]:
-        """Train ``models`` (name → section) on ``graph_root``'s graph with training seed ``seed``; evaluate."""
+    def cell(self, graph_root: Path, models: dict[str, dict[str, Any]], seed: int,
+             cached_only: bool = False) -> Optional[dict[str, Any]]:
+        """Train ``models`` (name → section) on ``graph_root``'s graph with training seed ``seed``; evaluate
+        (``None`` where it is not trained yet and ``cached_only``)."""
         from gnnrec.models.base import GraphInputError
         from gnnrec.paths import Paths
         from gnnrec.stages import evaluate, train
@@ -167,6 +169,8 @@ class Dataset:
         if cached is not None:
             cached["per_user"] = pd.read_parquet(root / "per_user.parquet")
             return cached
+        if cached_only:
+            return None
         root.mkdir(parents=True, exist_ok=True)
         _copy_artifacts(graph_root, root, ("dataset", "split", "graph"))
         params, paths = self.params_from_dict(raw), Paths(root)
@@ -201,15 +205,54 @@ def social_model(attention: bool) -> dict[str, Any]:
     return {"base": "social", "model": "gnnrec.models.social:SocialGNN", "attention": attention}
 
 
+def _setting_cells(ds: Dataset, kind: str, delta: float, seeds: Sequence[int], published: bool,
+                   cached_only: bool, log=print) -> Optional[list[tuple[str, dict[str, Any], dict[str, Any]]]]:
+    """The graphs and cells of one setting, ``(method, graph, {seed: cell})`` per filter; ``None`` where
+    ``cached_only`` and one of them is not done yet."""
+    out = []
+    for method in sorted({m for m, _ in VARIANTS.values()}):
+        graph = ds.graph(method, delta, kind, cached_only)
+        if graph is None:
+            return None
+        models = {f"social-{'gate' if att else 'plain'}": social_model(att)
+                  for variant, (m, att) in VARIANTS.items() if m == method}
+        if method == "none" and delta == 0 and kind == "random":
+            models = {"lightgcn": {}, **models}
+        if method == "taste" and delta == 0 and kind == "random" and published:
+            models["sociallgn"] = {}
+        cells = {}
+        for seed in seeds:
+            t0 = time.perf_counter()
+            cell = cells[seed] = ds.cell(graph[0], models, seed, cached_only)
+            if cell is None:
+                return None
+            parts = [f"{m} {v['ndcg@10']:.4f}" for m, v in cell["metrics"].items()]
+            parts += [f"{m}: no tie kept" for m in cell["untrainable"]]
+            log(f"[social] {ds.name} {kind} δ={delta:g} {method} seed {seed}: {', '.join(parts)} "
+                f"({time.perf_counter() - t0:.0f} s)")
+        out.append((method, graph[1], cells))
+    return out
+
+
 def run_dataset(ds: Dataset, seeds: Sequence[int], deltas: Sequence[float], hard: Sequence[float],
-                published: bool, log=print) -> dict[str, Any]:
-    """Every cell of one dataset; returns the rows (one per setting and model) and the per-user values."""
+                published: bool, log=print, cached_only: bool = False) -> dict[str, Any]:
+    """Every cell of one dataset; returns the rows (one per setting and model) and the per-user values. With
+    ``cached_only``, the settings not fully trained yet are left out and listed as ``pending`` (δ = 0 random,
+    the reference, is required)."""
     settings = [("random", d) for d in deltas] + [("hard", d) for d in hard]
-    rows, per_user, filters = [], [], {}
+    if ("random", 0.0) in settings:                  # the reference (LightGCN) comes first
+        settings.remove(("random", 0.0))
+        settings.insert(0, ("random", 0.0))
+    rows, per_user, filters, pending = [], [], {}, []
     reference: dict[int, dict[str, Any]] = {}       # seed → LightGCN's metrics and per-user values
     for kind, delta in settings:
-        for method in sorted({m for m, _ in VARIANTS.values()}):
-            root, built = ds.graph(method, delta, kind)
+        done = _setting_cells(ds, kind, delta, seeds, published, cached_only, log)
+        if done is None:
+            if (kind, delta) == ("random", 0.0):
+                raise RuntimeError(f"{ds.name}: δ = 0 (the reference) is not trained yet; run without --cached-only")
+            pending.append(f"{kind} δ={delta:g}")
+            continue
+        for method, built, cells in done:
             social = built["graph"].get("social") or {}
             filters[(kind, delta, method)] = {
                 "kept_share": round(social.get("kept", 0) / max(1, social.get("kept", 0) + social.get("dropped", 0)),
@@ -217,19 +260,7 @@ def run_dataset(ds: Dataset, seeds: Sequence[int], deltas: Sequence[float], hard
                 "kept": social.get("kept"), "planted": social.get("planted"),
                 "planted_noise": social.get("planted_noise"), "noise": social.get("noise"),
                 "seconds": built["seconds"]}
-            models = {f"social-{'gate' if att else 'plain'}": social_model(att)
-                      for variant, (m, att) in VARIANTS.items() if m == method}
-            if method == "none" and delta == 0 and kind == "random":
-                models = {"lightgcn": {}, **models}
-            if method == "taste" and delta == 0 and kind == "random" and published:
-                models["sociallgn"] = {}
-            for seed in seeds:
-                t0 = time.perf_counter()
-                cell = ds.cell(root, models, seed)
-                parts = [f"{m} {v['ndcg@10']:.4f}" for m, v in cell["metrics"].items()]
-                parts += [f"{m}: no tie kept" for m in cell["untrainable"]]
-                log(f"[social] {ds.name} {kind} δ={delta:g} {method} seed {seed}: {', '.join(parts)} "
-                    f"({time.perf_counter() - t0:.0f} s)")
+            for seed, cell in cells.items():
                 for model in cell["untrainable"]:       # what the user gets on the error's advice: LightGCN
                     ref = reference[seed]
                     cell["metrics"][model] = ref["metrics"]
@@ -250,26 +281,8 @@ def run_dataset(ds: Dataset, seeds: Sequence[int], deltas: Sequence[float], hard
                                  **{f"gate_{k[5:]}": v for k, v in cell["gate_means"][model].items()}})
                     frame = cell["per_user"][cell["per_user"]["model"] == model]
                     per_user.append(frame.assign(kind=kind, delta=delta, variant=variant, seed=seed))
-    return {"rows": pd.DataFrame(rows), "per_user": pd.concat(per_user, ignore_index=True), "filters": filters}
-
-
-def paired(a: pd.DataFrame, b: pd.DataFrame, seed: int = 0) -> Optional[dict[str, Any]]:
-    """``a`` against ``b``: per-user NDCG@10 averaged over the seeds, then the mean difference (relative to
-    ``b``'s mean), a 95% bootstrap interval and the Wilcoxon p-value."""
-    from scipy.stats import wilcoxon
-
-    ua = a.astype({"ndcg@10": "float64"}).groupby("user_id")["ndcg@10"].mean()
-    ub = b.astype({"ndcg@10": "float64"}).groupby("user_id")["ndcg@10"].mean()
-    joined = pd.concat([ua.rename("a"), ub.rename("b")], axis=1, join="inner")
-    if joined.empty or joined["b"].mean() == 0:
-        return None
-    diff = (joined["a"] - joined["b"]).to_numpy()
-    base = float(joined["b"].mean())
-    boots = np.random.default_rng(seed).choice(diff, (BOOTSTRAP, len(diff)), replace=True).mean(1)
-    lo, hi = np.percentile(boots, [2.5, 97.5])
-    p = float(wilcoxon(diff).pvalue) if np.any(diff != 0) else 1.0
-    return {"users": int(len(diff)), "lift": round(float(diff.mean()) / base, 4),
-            "ci": [round(float(lo) / base, 4), round(float(hi) / base, 4)], "p": p}
+    return {"rows": pd.DataFrame(rows), "per_user": pd.concat(per_user, ignore_index=True), "filters": filters,
+            "pending": pending}
 
 
 def summarise(name: str, result: dict[str, Any]) -> dict[str, Any]:
@@ -288,27 +301,7 @@ def summarise(name: str, result: dict[str, Any]) -> dict[str, Any]:
     table = table.merge(pd.DataFrame(lifts), on=["kind", "delta", "variant"], how="left") if lifts else table
     filters = [{"kind": k, "delta": d, "method": m, **v} for (k, d, m), v in result["filters"].items()]
     return {"dataset": name, "table": json.loads(table.to_json(orient="records")), "filters": filters,
-            "checks": checks(table)}
-
-
-def checks(table: pd.DataFrame) -> dict[str, Any]:
-    """The issue's robustness criteria on this dataset's table (δ = 1 random against δ = 0)."""
-    out: dict[str, Any] = {}
-    ref = table[table["variant"] == "lightgcn (no ties)"]
-    if ref.empty:
-        return out
-    lg, lg_std = float(ref["ndcg@10_mean"].iloc[0]), float(np.nan_to_num(ref["ndcg@10_std"].iloc[0]))
-    at = {(r["kind"], r["delta"], r["variant"]): r for _, r in table.iterrows()}
-    for variant in VARIANTS:
-        zero, one = at.get(("random", 0.0, variant)), at.get(("random", 1.0, variant))
-        if zero is None or one is None:
-            continue
-        drop = (float(one["ndcg@10_mean"]) - float(zero["ndcg@10_mean"])) / float(zero["ndcg@10_mean"])
-        out[variant] = {"change_delta1_vs_0": round(drop, 4), "within_2pct": bool(drop >= -0.02),
-                        "vs_lightgcn_delta1": round(float(one["ndcg@10_mean"]) - lg, 4),
-                        "not_below_lightgcn_by_more_than_spread": bool(float(one["ndcg@10_mean"]) >= lg - lg_std),
-                        "gate_auc_delta1": None if pd.isna(one["gate_auc"]) else round(float(one["gate_auc"]), 4)}
-    return out
+            "checks": checks(table), "pending": result.get("pending", [])}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -323,6 +316,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--max-seconds", type=float, default=None,
                         help="training budget per model (train.max_seconds; it favours the faster models)")
     parser.add_argument("--no-published", action="store_true", help="leave out sociallgn")
+    parser.add_argument("--cached-only", action="store_true",
+                        help="train nothing: report the settings whose every cell is done, list the others as pending")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--data-root", default=None)
     parser.add_argument("--out", default=str(REPO / "reports"))
@@ -344,10 +339,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if name not in DATASETS:
             parser.error(f"--datasets: unknown {name!r}; choose among {', '.join(DATASETS)}")
         ds = Dataset(name, REPO / ".bench-work" / "social" / name, data, base, args.max_seconds, args.epochs)
-        summaries.append(summarise(name, run_dataset(ds, seeds, deltas, hard, not (args.no_published or args.quick))))
+        summaries.append(summarise(name, run_dataset(ds, seeds, deltas, hard, not (args.no_published or args.quick),
+                                                     cached_only=args.cached_only)))
     info = {**machine(), "threads": args.threads, "seeds": seeds, "deltas": deltas, "hard": hard,
-            "quick": args.quick, "max_seconds": args.max_seconds, "epochs": args.epochs,
-            "wall_seconds": round(time.perf_counter() - t_start)}
+            "quick": args.quick, "cached_only": args.cached_only, "max_seconds": args.max_seconds,
+            "epochs": args.epochs, "wall_seconds": round(time.perf_counter() - t_start)}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     payload = json.dumps({"machine": info, "datasets": summaries}, indent=1, default=str) + "\n"

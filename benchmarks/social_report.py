@@ -35,6 +35,8 @@ def _setting(row: dict[str, Any]) -> str:
 def render(summaries: Sequence[dict[str, Any]], info: dict[str, Any]) -> str:
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     mode = "quick mode (one seed, an epoch cap: a smoke run, not the full grid)" if info.get("quick") else "full grid"
+    if info.get("cached_only"):
+        mode += ", the settings trained so far (`--cached-only`: the others are listed as pending)"
     caps = f"epoch cap {info.get('epochs') or 'params.yaml'}, time budget {info.get('max_seconds') or 'none'}"
     lines = [
         "# Do social ties help, and what do noisy ties cost?", "",
@@ -50,7 +52,10 @@ def render(summaries: Sequence[dict[str, Any]], info: dict[str, Any]) -> str:
         f"{caps}; wall {info.get('wall_seconds')} s; "
         f"generated {when}.", ""]
     for s in summaries:
-        lines += [f"## {s['dataset']}", "",
+        lines += [f"## {s['dataset']}", ""]
+        if s.get("pending"):
+            lines += [f"Pending (not trained yet): {', '.join(s['pending'])}.", ""]
+        lines += [
                   "| setting | model | NDCG@10 | Recall@10 | lift over LightGCN (NDCG@10) | Wilcoxon p | gate AUC "
                   "| gate real / fake |",
                   "|---|---|---|---|---|---|---|---|"]

@@ -83,3 +83,21 @@ def test_a_tiny_grid_runs_every_variant_plants_the_fakes_and_reruns_from_its_cac
     monkeypatch.setattr(train, "run", lambda *a, **k: pytest.fail("a cached cell was retrained"))
     again = social.run_dataset(ds, [42], [0.0, 1.0], [], published=False, log=lambda *_: None)
     pd.testing.assert_frame_equal(again["rows"], rows)
+
+    # --cached-only: the done settings as before, the others pending, nothing trained or built
+    monkeypatch.setattr(social.Dataset, "graph", _no_build(social.Dataset.graph))
+    part = social.run_dataset(ds, [42], [0.0, 1.0, 2.0], [1.0], published=False, log=lambda *_: None,
+                              cached_only=True)
+    pd.testing.assert_frame_equal(part["rows"], rows)
+    assert part["pending"] == ["random δ=2", "hard δ=1"]
+    text = render([social.summarise("default", part)], {"seeds": [42], "threads": 2, "cached_only": True})
+    assert "Pending (not trained yet): random δ=2, hard δ=1." in text and "`--cached-only`" in text
+    with pytest.raises(RuntimeError, match="the reference"):     # δ = 0 is required
+        social.run_dataset(ds, [7], [0.0], [], published=False, log=lambda *_: None, cached_only=True)
+
+
+def _no_build(graph):
+    def wrapped(self, method, delta, kind, cached_only=False):
+        assert cached_only, "a graph was built under --cached-only"
+        return graph(self, method, delta, kind, cached_only)
+    return wrapped
