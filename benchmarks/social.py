@@ -11,7 +11,8 @@ models are trained and evaluated:
 
 - ``lightgcn``: no ties (the reference; its graph does not depend on δ);
 - ``social`` with no protection (no filter, no gate), with the filter, with the gate (``attention``), with both;
-- ``sociallgn`` (the published model) with the default filter at δ = 0.
+- ``sociallgn`` (the published model) with the default filter at δ = 0;
+- at δ = 0, ``social`` with filter and gate and its ``social_weight`` β chosen on validation (``--tune``).
 
 Reported: test NDCG@10 and Recall@10 as the mean ± std over the training seeds; each social variant's lift over
 LightGCN with a paired test over the test users (per-user NDCG@10 averaged over the seeds: mean difference, seeded
@@ -23,6 +24,7 @@ keyed by its exact params, so an interrupted run resumes where it stopped.
     python -m benchmarks.social                  # the full grid: 3 seeds, δ ∈ {0, 0.2, 0.5, 1, 2} + hard δ = 1
     python -m benchmarks.social --quick          # one seed, δ ∈ {0, 1}, every model capped at 40 epochs
     python -m benchmarks.social --datasets lastfm-hetrec --seeds 42 --deltas 0,1 --hard ""
+    python -m benchmarks.social --cached-only    # report what is trained so far, train nothing
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ from benchmarks.common import REPO, data_root, machine
 from benchmarks.social_stats import VARIANTS, checks, paired  # noqa: F401 (paired: the module's API, as before)
 
 METRICS = ("ndcg@10", "recall@10")
+REFERENCE, TUNED = "lightgcn (no ties)", "filter + gate, β on validation"
+NAMED = {"lightgcn": REFERENCE, "sociallgn": "sociallgn (filter)", "social-tuned": TUNED}   # model → variant
 SPLIT_SEED = 42
 NOISE_SEED = 42
 FILMTRUST = {"interactions": "ratings.txt", "social": "trust.txt", "sep": " ", "header": False,
@@ -148,8 +152,8 @@ class Dataset:
             _store(root, key, cached)
         return root, cached
 
-    def cell(self, graph_root: Path, models: dict[str, dict[str, Any]], seed: int,
-             cached_only: bool = False) -> Optional[dict[str, Any]]:
+    def cell(self, graph_root: Path, models: dict[str, dict[str, Any]], seed: int, cached_only: bool = False,
+             tag: str = "") -> Optional[dict[str, Any]]:
         """Train ``models`` (name → section) on ``graph_root``'s graph with training seed ``seed``; evaluate
         (``None`` where it is not trained yet and ``cached_only``)."""
         from gnnrec.models.base import GraphInputError
@@ -161,14 +165,14 @@ class Dataset:
         raw["models"] = list(models)
         for name, section in models.items():
             raw[name] = {**raw.get(section.get("base", name), {}), **{k: v for k, v in section.items() if k != "base"}}
-        root = graph_root / f"seed-{seed}-{'-'.join(models)}"
+        root = graph_root / f"seed-{seed}-{'-'.join(models)}{tag}"
         # the sections a cell reads (not the whole params.yaml: a new, unrelated section must not retrain every cell)
         used = ("seed", "data", "validate", "split", "graph", "train", "evaluate", "models", *models)
         key = _key({"raw": {k: raw[k] for k in used if k in raw}, "graph": (graph_root / "result.json").read_text()})
         cached = _cached(root, key)
         if cached is not None:
             cached["per_user"] = pd.read_parquet(root / "per_user.parquet")
-            return cached
+            return {**cached, "best_val": _best_val(root, cached["metrics"])}
         if cached_only:
             return None
         root.mkdir(parents=True, exist_ok=True)
@@ -198,11 +202,42 @@ class Dataset:
                                  for m in models},
                   "train_seconds": seconds}
         _store(root, key, result)
-        return {**result, "per_user": per_user}
+        return {**result, "per_user": per_user, "best_val": _best_val(root, result["metrics"])}
 
 
-def social_model(attention: bool) -> dict[str, Any]:
-    return {"base": "social", "model": "gnnrec.models.social:SocialGNN", "attention": attention}
+def _best_val(root: Path, models: Sequence[str]) -> dict[str, float]:
+    """Each trained model's best validation score (the early-stopping metric), from its training report."""
+    return {m: json.loads((root / "reports" / "train" / f"{m}.json").read_text())["best_val"] for m in models}
+
+
+def social_model(attention: bool, **settings: Any) -> dict[str, Any]:
+    return {"base": "social", "model": "gnnrec.models.social:SocialGNN", "attention": attention, **settings}
+
+
+def _tuned(ds: Dataset, seeds: Sequence[int], weights: Sequence[float], cached_only: bool,
+           log=print) -> Optional[tuple[float, dict[str, float], dict[int, dict[str, Any]]]]:
+    """``social`` with the filter and the gate at δ = 0, its ``social_weight`` β chosen among ``weights`` on the
+    validation score (the first seed), then trained with every seed: ``(β, {β: validation score}, {seed: cell})``
+    (the model is named ``social-tuned``); ``None`` where ``cached_only`` and a cell is missing."""
+    graph = ds.graph("taste", 0.0, "random", cached_only)
+    if graph is None:
+        return None
+    scores = {}
+    for w in weights:
+        cell = ds.cell(graph[0], {"social-tuned": social_model(True, social_weight=float(w))}, seeds[0], cached_only,
+                       tag=f"-{float(w):g}")
+        if cell is None:
+            return None
+        scores[float(w)] = cell["best_val"].get("social-tuned", float("-inf"))
+    best = max(scores, key=lambda w: (scores[w], -w))
+    log(f"[social] {ds.name}: social_weight on validation {scores} -> {best:g}")
+    cells = {}
+    for seed in seeds:
+        cells[seed] = ds.cell(graph[0], {"social-tuned": social_model(True, social_weight=best)}, seed, cached_only,
+                              tag=f"-{best:g}")
+        if cells[seed] is None:
+            return None
+    return best, scores, cells
 
 
 def _setting_cells(ds: Dataset, kind: str, delta: float, seeds: Sequence[int], published: bool,
@@ -235,16 +270,34 @@ def _setting_cells(ds: Dataset, kind: str, delta: float, seeds: Sequence[int], p
 
 
 def run_dataset(ds: Dataset, seeds: Sequence[int], deltas: Sequence[float], hard: Sequence[float],
-                published: bool, log=print, cached_only: bool = False) -> dict[str, Any]:
+                published: bool, log=print, cached_only: bool = False, tune: Sequence[float] = ()) -> dict[str, Any]:
     """Every cell of one dataset; returns the rows (one per setting and model) and the per-user values. With
     ``cached_only``, the settings not fully trained yet are left out and listed as ``pending`` (δ = 0 random,
-    the reference, is required)."""
+    the reference, is required). With ``tune`` (social weights), δ = 0 adds :func:`_tuned`'s row."""
     settings = [("random", d) for d in deltas] + [("hard", d) for d in hard]
-    if ("random", 0.0) in settings:                  # the reference (LightGCN) comes first
-        settings.remove(("random", 0.0))
-        settings.insert(0, ("random", 0.0))
-    rows, per_user, filters, pending = [], [], {}, []
+    settings.sort(key=lambda s: s != ("random", 0.0))          # the reference (LightGCN, δ = 0) first
+    rows, per_user, filters, pending, tuned = [], [], {}, [], {}
     reference: dict[int, dict[str, Any]] = {}       # seed → LightGCN's metrics and per-user values
+
+    def add(kind: str, delta: float, seed: int, cell: dict[str, Any], method: str) -> None:
+        for model in cell["untrainable"]:       # what the user gets on the error's advice: LightGCN
+            ref = reference[seed]
+            cell["metrics"][model] = ref["metrics"]
+            cell["per_user"] = pd.concat([cell["per_user"], ref["per_user"].assign(model=model)])
+            cell["gates"][model], cell["train_seconds"][model] = None, 0.0
+            cell["gate_means"][model] = {"mean_real": None, "mean_fake": None}
+        for model, values in cell["metrics"].items():
+            variant = NAMED.get(model) or next(v for v, (m, att) in VARIANTS.items()
+                                               if m == method and (model == "social-gate") == att)
+            if model == "lightgcn":
+                reference[seed] = {"metrics": values, "per_user": cell["per_user"][cell["per_user"]["model"] == model]}
+            rows.append({"kind": kind, "delta": delta, "variant": variant, "seed": seed, **values,
+                         "no_tie_kept": model in cell["untrainable"], "gate_auc": cell["gates"].get(model),
+                         "train_seconds": cell["train_seconds"][model],
+                         **{f"gate_{k[5:]}": v for k, v in cell["gate_means"][model].items()}})
+            frame = cell["per_user"][cell["per_user"]["model"] == model]
+            per_user.append(frame.assign(kind=kind, delta=delta, variant=variant, seed=seed))
+
     for kind, delta in settings:
         done = _setting_cells(ds, kind, delta, seeds, published, cached_only, log)
         if done is None:
@@ -253,36 +306,22 @@ def run_dataset(ds: Dataset, seeds: Sequence[int], deltas: Sequence[float], hard
             pending.append(f"{kind} δ={delta:g}")
             continue
         for method, built, cells in done:
-            social = built["graph"].get("social") or {}
+            s = built["graph"].get("social") or {}
             filters[(kind, delta, method)] = {
-                "kept_share": round(social.get("kept", 0) / max(1, social.get("kept", 0) + social.get("dropped", 0)),
-                                    4),
-                "kept": social.get("kept"), "planted": social.get("planted"),
-                "planted_noise": social.get("planted_noise"), "noise": social.get("noise"),
-                "seconds": built["seconds"]}
+                "kept_share": round(s.get("kept", 0) / max(1, s.get("kept", 0) + s.get("dropped", 0)), 4),
+                **{k: s.get(k) for k in ("kept", "planted", "planted_noise", "noise")}, "seconds": built["seconds"]}
             for seed, cell in cells.items():
-                for model in cell["untrainable"]:       # what the user gets on the error's advice: LightGCN
-                    ref = reference[seed]
-                    cell["metrics"][model] = ref["metrics"]
-                    cell["per_user"] = pd.concat([cell["per_user"], ref["per_user"].assign(model=model)])
-                    cell["gates"][model], cell["train_seconds"][model] = None, 0.0
-                    cell["gate_means"][model] = {"mean_real": None, "mean_fake": None}
-                for model, values in cell["metrics"].items():
-                    variant = {"lightgcn": "lightgcn (no ties)", "sociallgn": "sociallgn (filter)"}.get(model)
-                    if variant is None:
-                        variant = next(v for v, (m, att) in VARIANTS.items()
-                                       if m == method and (model == "social-gate") == att)
-                    if model == "lightgcn":
-                        reference[seed] = {"metrics": values,
-                                           "per_user": cell["per_user"][cell["per_user"]["model"] == model]}
-                    rows.append({"kind": kind, "delta": delta, "variant": variant, "seed": seed, **values,
-                                 "no_tie_kept": model in cell["untrainable"],
-                                 "gate_auc": cell["gates"].get(model), "train_seconds": cell["train_seconds"][model],
-                                 **{f"gate_{k[5:]}": v for k, v in cell["gate_means"][model].items()}})
-                    frame = cell["per_user"][cell["per_user"]["model"] == model]
-                    per_user.append(frame.assign(kind=kind, delta=delta, variant=variant, seed=seed))
+                add(kind, delta, seed, cell, method)
+        if (kind, delta) == ("random", 0.0) and tune:
+            got = _tuned(ds, seeds, tune, cached_only, log)
+            if got is None:
+                pending.append(f"{TUNED} at δ=0")
+                continue
+            tuned[ds.name] = {"social_weight": got[0], "validation": got[1]}
+            for seed, cell in got[2].items():
+                add(kind, delta, seed, cell, "taste")
     return {"rows": pd.DataFrame(rows), "per_user": pd.concat(per_user, ignore_index=True), "filters": filters,
-            "pending": pending}
+            "pending": pending, "tuned": tuned.get(ds.name)}
 
 
 def summarise(name: str, result: dict[str, Any]) -> dict[str, Any]:
@@ -301,7 +340,7 @@ def summarise(name: str, result: dict[str, Any]) -> dict[str, Any]:
     table = table.merge(pd.DataFrame(lifts), on=["kind", "delta", "variant"], how="left") if lifts else table
     filters = [{"kind": k, "delta": d, "method": m, **v} for (k, d, m), v in result["filters"].items()]
     return {"dataset": name, "table": json.loads(table.to_json(orient="records")), "filters": filters,
-            "checks": checks(table), "pending": result.get("pending", [])}
+            "checks": checks(table), "pending": result.get("pending", []), "tuned": result.get("tuned")}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -316,6 +355,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--max-seconds", type=float, default=None,
                         help="training budget per model (train.max_seconds; it favours the faster models)")
     parser.add_argument("--no-published", action="store_true", help="leave out sociallgn")
+    parser.add_argument("--tune", default="0.1,0.25,0.5,1",
+                        help="social weights β to choose among on validation at δ = 0 (filter + gate; '' for none)")
     parser.add_argument("--cached-only", action="store_true",
                         help="train nothing: report the settings whose every cell is done, list the others as pending")
     parser.add_argument("--threads", type=int, default=2)
@@ -324,6 +365,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     deltas, hard = ([float(x) for x in text.split(",") if x.strip()] for text in (args.deltas, args.hard))
+    tune = [] if args.quick else [float(x) for x in args.tune.split(",") if x.strip()]
     if args.quick:
         seeds, deltas, hard = seeds[:1], [0.0, 1.0], []
         args.epochs = args.epochs or 40          # equal work per model: a time budget would favour the faster ones
@@ -340,19 +382,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             parser.error(f"--datasets: unknown {name!r}; choose among {', '.join(DATASETS)}")
         ds = Dataset(name, REPO / ".bench-work" / "social" / name, data, base, args.max_seconds, args.epochs)
         summaries.append(summarise(name, run_dataset(ds, seeds, deltas, hard, not (args.no_published or args.quick),
-                                                     cached_only=args.cached_only)))
+                                                     cached_only=args.cached_only, tune=tune)))
     info = {**machine(), "threads": args.threads, "seeds": seeds, "deltas": deltas, "hard": hard,
             "quick": args.quick, "cached_only": args.cached_only, "max_seconds": args.max_seconds,
             "epochs": args.epochs, "wall_seconds": round(time.perf_counter() - t_start)}
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    payload = json.dumps({"machine": info, "datasets": summaries}, indent=1, default=str) + "\n"
-    outputs = ((out / "social_benchmark.json", payload), (out / "social_benchmark.md", render(summaries, info)))
-    for path, text in outputs:
-        path.with_suffix(path.suffix + ".tmp").write_text(text)
+    (out := Path(args.out)).mkdir(parents=True, exist_ok=True)
+    text, payload = render(summaries, info), json.dumps({"machine": info, "datasets": summaries}, indent=1, default=str)
+    for path, body in ((out / "social_benchmark.json", payload + "\n"), (out / "social_benchmark.md", text)):
+        path.with_suffix(path.suffix + ".tmp").write_text(body)
         path.with_suffix(path.suffix + ".tmp").replace(path)
     write_figure(summaries, out / "social_benchmark.png")
-    print(render(summaries, info))
+    print(text)
     return 0
 
 

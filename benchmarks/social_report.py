@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 REFERENCE = "lightgcn (no ties)"
-ORDER = (REFERENCE, "no protection", "filter", "gate", "filter + gate", "sociallgn (filter)")
+ORDER = (REFERENCE, "no protection", "filter", "gate", "filter + gate", "sociallgn (filter)",
+         "filter + gate, β on validation")
 
 
 def _f(value: Any, digits: int = 4) -> str:
@@ -55,6 +56,10 @@ def render(summaries: Sequence[dict[str, Any]], info: dict[str, Any]) -> str:
         lines += [f"## {s['dataset']}", ""]
         if s.get("pending"):
             lines += [f"Pending (not trained yet): {', '.join(s['pending'])}.", ""]
+        if s.get("tuned"):
+            scores = ", ".join(f"β {float(w):g}: {v:.4f}" for w, v in s["tuned"]["validation"].items())
+            lines += [f"β on validation (filter + gate, δ = 0, the first seed's best validation score): {scores}; "
+                      f"chosen β = {s['tuned']['social_weight']:g} (params.yaml: `social.social_weight`).", ""]
         lines += [
                   "| setting | model | NDCG@10 | Recall@10 | lift over LightGCN (NDCG@10) | Wilcoxon p | gate AUC "
                   "| gate real / fake |",

@@ -62,10 +62,13 @@ def test_a_tiny_grid_runs_every_variant_plants_the_fakes_and_reruns_from_its_cac
     base = deep_update(yaml.safe_load((social.REPO / "params.yaml").read_text()), copy.deepcopy(TINY))
     base["graph"]["social"]["taste"]["null_draws"] = 20
     ds = social.Dataset("default", tmp_path / "work", Path("unused"), base, None)
-    result = social.run_dataset(ds, [42], [0.0, 1.0], [], published=False, log=lambda *_: None)
+    result = social.run_dataset(ds, [42], [0.0, 1.0], [], published=False, log=lambda *_: None, tune=[0.25, 2.0])
     rows = result["rows"]
     assert set(zip(rows["delta"], rows["variant"])) == {
-        (0.0, "lightgcn (no ties)"), *((d, v) for d in (0.0, 1.0) for v in social.VARIANTS)}
+        (0.0, "lightgcn (no ties)"), (0.0, social.TUNED), *((d, v) for d in (0.0, 1.0) for v in social.VARIANTS)}
+    tuned = result["tuned"]                          # β picked by the validation score, and trained with it
+    assert set(tuned["validation"]) == {0.25, 2.0}
+    assert tuned["social_weight"] == max(tuned["validation"], key=tuned["validation"].get)
     assert rows[["ndcg@10", "recall@10"]].apply(lambda c: c.between(0, 1)).all().all()
     unfiltered = result["filters"][("random", 1.0, "none")]
     real = result["filters"][("random", 0.0, "none")]["kept"]
@@ -81,17 +84,18 @@ def test_a_tiny_grid_runs_every_variant_plants_the_fakes_and_reruns_from_its_cac
 
     from gnnrec.stages import train
     monkeypatch.setattr(train, "run", lambda *a, **k: pytest.fail("a cached cell was retrained"))
-    again = social.run_dataset(ds, [42], [0.0, 1.0], [], published=False, log=lambda *_: None)
+    again = social.run_dataset(ds, [42], [0.0, 1.0], [], published=False, log=lambda *_: None, tune=[0.25, 2.0])
     pd.testing.assert_frame_equal(again["rows"], rows)
 
     # --cached-only: the done settings as before, the others pending, nothing trained or built
     monkeypatch.setattr(social.Dataset, "graph", _no_build(social.Dataset.graph))
     part = social.run_dataset(ds, [42], [0.0, 1.0, 2.0], [1.0], published=False, log=lambda *_: None,
-                              cached_only=True)
+                              cached_only=True, tune=[0.25, 2.0])
     pd.testing.assert_frame_equal(part["rows"], rows)
     assert part["pending"] == ["random δ=2", "hard δ=1"]
     text = render([social.summarise("default", part)], {"seeds": [42], "threads": 2, "cached_only": True})
     assert "Pending (not trained yet): random δ=2, hard δ=1." in text and "`--cached-only`" in text
+    assert f"chosen β = {tuned['social_weight']:g}" in text and f"| random δ=0 | {social.TUNED} |" in text
     with pytest.raises(RuntimeError, match="the reference"):     # δ = 0 is required
         social.run_dataset(ds, [7], [0.0], [], published=False, log=lambda *_: None, cached_only=True)
 
