@@ -25,6 +25,7 @@ keyed by its exact params, so an interrupted run resumes where it stopped.
     python -m benchmarks.social --quick          # one seed, δ ∈ {0, 1}, every model capped at 40 epochs
     python -m benchmarks.social --datasets lastfm-hetrec --seeds 42 --deltas 0,1 --hard ""
     python -m benchmarks.social --cached-only    # report what is trained so far, train nothing
+    python -m benchmarks.social --datasets default --cached-only --merge   # update one dataset, keep the others
 """
 
 from __future__ import annotations
@@ -42,9 +43,8 @@ import pandas as pd
 import yaml
 
 from benchmarks.common import REPO, data_root, machine
-from benchmarks.social_stats import VARIANTS, checks, paired  # noqa: F401 (paired: the module's API, as before)
+from benchmarks.social_stats import METRICS, VARIANTS, checks, paired, summarise  # noqa: F401 (the API, as before)
 
-METRICS = ("ndcg@10", "recall@10")
 REFERENCE, TUNED = "lightgcn (no ties)", "filter + gate, β on validation"
 NAMED = {"lightgcn": REFERENCE, "sociallgn": "sociallgn (filter)", "social-tuned": TUNED}   # model → variant
 SPLIT_SEED = 42
@@ -324,25 +324,6 @@ def run_dataset(ds: Dataset, seeds: Sequence[int], deltas: Sequence[float], hard
             "pending": pending, "tuned": tuned.get(ds.name)}
 
 
-def summarise(name: str, result: dict[str, Any]) -> dict[str, Any]:
-    rows, per_user = result["rows"], result["per_user"]
-    table = (rows.groupby(["kind", "delta", "variant"], sort=False)
-             .agg(**{f"{m}_mean": (m, "mean") for m in METRICS}, **{f"{m}_std": (m, "std") for m in METRICS},
-                  gate_auc=("gate_auc", "mean"), gate_real=("gate_real", "mean"), gate_fake=("gate_fake", "mean"),
-                  seeds=("seed", "count"), no_tie_kept=("no_tie_kept", "any"),
-                  train_seconds=("train_seconds", "mean"))
-             .reset_index())
-    reference = per_user[per_user["variant"] == "lightgcn (no ties)"]
-    lifts = []
-    for (kind, delta, variant), frame in per_user.groupby(["kind", "delta", "variant"], sort=False):
-        if variant != "lightgcn (no ties)":
-            lifts.append({"kind": kind, "delta": delta, "variant": variant, **(paired(frame, reference) or {})})
-    table = table.merge(pd.DataFrame(lifts), on=["kind", "delta", "variant"], how="left") if lifts else table
-    filters = [{"kind": k, "delta": d, "method": m, **v} for (k, d, m), v in result["filters"].items()]
-    return {"dataset": name, "table": json.loads(table.to_json(orient="records")), "filters": filters,
-            "checks": checks(table), "pending": result.get("pending", []), "tuned": result.get("tuned")}
-
-
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.social", description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", default=",".join(DATASETS))
@@ -359,6 +340,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help="social weights β to choose among on validation at δ = 0 (filter + gate; '' for none)")
     parser.add_argument("--cached-only", action="store_true",
                         help="train nothing: report the settings whose every cell is done, list the others as pending")
+    parser.add_argument("--merge", action="store_true", help="keep the datasets of the existing <out>/"
+                        "social_benchmark.json that --datasets leaves out (each marked with the run it came from)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--data-root", default=None)
     parser.add_argument("--out", default=str(REPO / "reports"))
@@ -371,7 +354,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         args.epochs = args.epochs or 40          # equal work per model: a time budget would favour the faster ones
     import torch
 
-    from benchmarks.social_report import render, write_figure
+    from benchmarks.social_report import merge, render, write_figure
 
     torch.set_num_threads(args.threads)
     data = data_root(args.data_root)
@@ -387,6 +370,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             "quick": args.quick, "cached_only": args.cached_only, "max_seconds": args.max_seconds,
             "epochs": args.epochs, "wall_seconds": round(time.perf_counter() - t_start)}
     (out := Path(args.out)).mkdir(parents=True, exist_ok=True)
+    summaries = merge(summaries, out / "social_benchmark.json", info) if args.merge else summaries
     text, payload = render(summaries, info), json.dumps({"machine": info, "datasets": summaries}, indent=1, default=str)
     for path, body in ((out / "social_benchmark.json", payload + "\n"), (out / "social_benchmark.md", text)):
         path.with_suffix(path.suffix + ".tmp").write_text(body)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import datetime, timezone
 from pathlib import Path
@@ -33,6 +34,20 @@ def _setting(row: dict[str, Any]) -> str:
     return f"{row['kind']} δ={row['delta']:g}"
 
 
+def merge(summaries: Sequence[dict[str, Any]], previous: Path, info: dict[str, Any]) -> list[dict[str, Any]]:
+    """This run's dataset summaries (each marked with ``info``, the run it comes from) and, after them in the
+    previous output's order, the datasets of ``previous`` (a ``social_benchmark.json``) this run did not touch,
+    as they were, each with the run it came from (``carried``). A run on part of the grid, or on another machine,
+    updates its own datasets only; a missing ``previous`` carries nothing."""
+    ran = {s["dataset"]: {**s, "run": info} for s in summaries}
+    old = json.loads(previous.read_text()) if previous.exists() else {"datasets": []}
+    out, seen = [], set()
+    for s in old["datasets"]:
+        seen.add(s["dataset"])
+        out.append(ran.get(s["dataset"]) or {**s, "run": s.get("run") or old.get("machine") or {}, "carried": True})
+    return out + [s for name, s in ran.items() if name not in seen]
+
+
 def render(summaries: Sequence[dict[str, Any]], info: dict[str, Any]) -> str:
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     mode = "quick mode (one seed, an epoch cap: a smoke run, not the full grid)" if info.get("quick") else "full grid"
@@ -54,6 +69,11 @@ def render(summaries: Sequence[dict[str, Any]], info: dict[str, Any]) -> str:
         f"generated {when}.", ""]
     for s in summaries:
         lines += [f"## {s['dataset']}", ""]
+        if s.get("carried"):
+            run = s.get("run") or {}
+            lines += [f"Carried over from an earlier run (`--merge`: not rerun this time): {run.get('cpu', '?')}, "
+                      f"{run.get('threads')} torch threads, seeds {run.get('seeds')}"
+                      f"{', `--cached-only`' if run.get('cached_only') else ''}.", ""]
         if s.get("pending"):
             lines += [f"Pending (not trained yet): {', '.join(s['pending'])}.", ""]
         if s.get("tuned"):
@@ -90,7 +110,8 @@ def render(summaries: Sequence[dict[str, Any]], info: dict[str, Any]) -> str:
             lines += ["", "Robustness at δ = 1 random against δ = 0 (NDCG@10):", ""]
             for variant, c in s["checks"].items():
                 below = "not " if c["not_below_lightgcn_by_more_than_spread"] else ""
-                spread = (f"{below}below it by more than its seed spread" if len(info.get("seeds") or []) > 1
+                seeds = (s.get("run") or info).get("seeds") or []
+                spread = (f"{below}below it by more than its seed spread" if len(seeds) > 1
                           else "one seed: no spread to compare with")
                 lines.append(f"- {variant}: {100 * c['change_delta1_vs_0']:+.1f}% "
                              f"({'no drop beyond' if c['within_2pct'] else 'a drop beyond'} 2%); against LightGCN "

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, Optional
 
 import numpy as np
 import pandas as pd
 
+METRICS = ("ndcg@10", "recall@10")
 BOOTSTRAP = 2000
 #: variant → (graph.social.method, social model's attention); lightgcn and sociallgn are separate
 VARIANTS = {"no protection": ("none", False), "filter": ("taste", False), "gate": ("none", True),
@@ -50,3 +52,22 @@ def checks(table: pd.DataFrame) -> dict[str, Any]:
                         "not_below_lightgcn_by_more_than_spread": bool(float(one["ndcg@10_mean"]) >= lg - lg_std),
                         "gate_auc_delta1": None if pd.isna(one["gate_auc"]) else round(float(one["gate_auc"]), 4)}
     return out
+
+
+def summarise(name: str, result: dict[str, Any]) -> dict[str, Any]:
+    rows, per_user = result["rows"], result["per_user"]
+    table = (rows.groupby(["kind", "delta", "variant"], sort=False)
+             .agg(**{f"{m}_mean": (m, "mean") for m in METRICS}, **{f"{m}_std": (m, "std") for m in METRICS},
+                  gate_auc=("gate_auc", "mean"), gate_real=("gate_real", "mean"), gate_fake=("gate_fake", "mean"),
+                  seeds=("seed", "count"), no_tie_kept=("no_tie_kept", "any"),
+                  train_seconds=("train_seconds", "mean"))
+             .reset_index())
+    reference = per_user[per_user["variant"] == "lightgcn (no ties)"]
+    lifts = []
+    for (kind, delta, variant), frame in per_user.groupby(["kind", "delta", "variant"], sort=False):
+        if variant != "lightgcn (no ties)":
+            lifts.append({"kind": kind, "delta": delta, "variant": variant, **(paired(frame, reference) or {})})
+    table = table.merge(pd.DataFrame(lifts), on=["kind", "delta", "variant"], how="left") if lifts else table
+    filters = [{"kind": k, "delta": d, "method": m, **v} for (k, d, m), v in result["filters"].items()]
+    return {"dataset": name, "table": json.loads(table.to_json(orient="records")), "filters": filters,
+            "checks": checks(table), "pending": result.get("pending", []), "tuned": result.get("tuned")}

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ import yaml
 from scipy.stats import wilcoxon
 
 from benchmarks import social
-from benchmarks.social_report import render, write_figure
+from benchmarks.social_report import merge, render, write_figure
 
 
 def _per_user(values_by_seed: dict[int, list[float]]) -> pd.DataFrame:
@@ -53,6 +54,27 @@ def test_checks_compare_delta_one_with_zero_and_with_lightgcn_within_its_spread(
     assert out["gate"]["change_delta1_vs_0"] == pytest.approx(-0.1190, abs=1e-4) and not out["gate"]["within_2pct"]
     assert not out["gate"]["not_below_lightgcn_by_more_than_spread"]   # 0.185 < 0.20 - 0.01
     assert out["gate"]["gate_auc_delta1"] == 0.83
+
+
+def test_merge_replaces_the_datasets_this_run_trained_and_carries_the_others_with_their_run(tmp_path):
+    old_run = {"cpu": "old box", "threads": 1, "seeds": [42, 1, 2], "cached_only": True}
+    previous = tmp_path / "social_benchmark.json"
+    previous.write_text(json.dumps({"machine": old_run, "datasets": [
+        {"dataset": "default", "table": [], "filters": [], "checks": {}, "pending": ["random δ=2"], "tuned": None},
+        {"dataset": "lastfm-hetrec", "table": [{"kind": "random", "delta": 0.0, "variant": "filter",
+                                                "ndcg@10_mean": 0.19, "seeds": 3}],
+         "filters": [], "checks": {}, "pending": ["hard δ=1"], "tuned": None}]}))
+    new_run = {"cpu": "new box", "threads": 2, "seeds": [42]}
+    fresh = {"dataset": "default", "table": [], "filters": [], "checks": {}, "pending": [], "tuned": None}
+    extra = {**fresh, "dataset": "filmtrust"}
+    out = merge([fresh, extra], previous, new_run)
+    assert [s["dataset"] for s in out] == ["default", "lastfm-hetrec", "filmtrust"]     # the previous order first
+    assert out[0]["pending"] == [] and out[0]["run"] == new_run and not out[0].get("carried")
+    assert out[1]["carried"] and out[1]["run"] == old_run and out[1]["pending"] == ["hard δ=1"]
+    assert out[1]["table"][0]["ndcg@10_mean"] == 0.19
+    text = render(out, new_run)
+    assert text.count("Carried over from an earlier run") == 1 and "old box, 1 torch threads" in text
+    assert merge([fresh], tmp_path / "absent.json", new_run) == [{**fresh, "run": new_run}]
 
 
 @pytest.mark.slow
