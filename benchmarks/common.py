@@ -139,6 +139,21 @@ def loadavg() -> Optional[list[float]]:
 
 
 # ---------------------------------------------------------------------------------- machine
+def code_version(paths: tuple[str, ...] = ("src", "benchmarks")) -> str:
+    """The commit the code runs from, ``+dirty`` where ``paths`` have uncommitted changes, ``unknown`` without
+    git: the provenance of a cached result (a cache keyed by params alone cannot see a code change)."""
+    import subprocess
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                                check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", *paths], cwd=REPO, capture_output=True,
+                               text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("+dirty" if dirty else "")
+
+
 def machine() -> dict[str, Any]:
     """CPU model, cores, memory and the versions that matter."""
     import torch

@@ -42,7 +42,7 @@ from typing import Any, Optional, Sequence
 import pandas as pd
 import yaml
 
-from benchmarks.common import REPO, data_root, machine
+from benchmarks.common import REPO, code_version, data_root, machine
 from benchmarks.social_stats import METRICS, VARIANTS, checks, paired, summarise  # noqa: F401 (the API, as before)
 
 REFERENCE, TUNED = "lightgcn (no ties)", "filter + gate, β on validation"
@@ -92,6 +92,7 @@ class Dataset:
         from gnnrec.config import params_from_dict
 
         self.name, self.work, self.params_from_dict = name, work, params_from_dict
+        self.code = code_version()          # at the start: what the process runs, whatever is edited later
         source, folder, tabular = DATASETS[name]
         raw = copy.deepcopy(base)
         raw["seed"] = SPLIT_SEED
@@ -200,7 +201,7 @@ class Dataset:
                   "gates": {m: (details[m].get("gates") or {}).get("auc") for m in models},
                   "gate_means": {m: {k: (details[m].get("gates") or {}).get(k) for k in ("mean_real", "mean_fake")}
                                  for m in models},
-                  "train_seconds": seconds}
+                  "train_seconds": seconds, "code": self.code}
         _store(root, key, result)
         return {**result, "per_user": per_user, "best_val": _best_val(root, result["metrics"])}
 
@@ -293,7 +294,7 @@ def run_dataset(ds: Dataset, seeds: Sequence[int], deltas: Sequence[float], hard
                 reference[seed] = {"metrics": values, "per_user": cell["per_user"][cell["per_user"]["model"] == model]}
             rows.append({"kind": kind, "delta": delta, "variant": variant, "seed": seed, **values,
                          "no_tie_kept": model in cell["untrainable"], "gate_auc": cell["gates"].get(model),
-                         "train_seconds": cell["train_seconds"][model],
+                         "train_seconds": cell["train_seconds"][model], "code": cell.get("code", "unrecorded"),
                          **{f"gate_{k[5:]}": v for k, v in cell["gate_means"][model].items()}})
             frame = cell["per_user"][cell["per_user"]["model"] == model]
             per_user.append(frame.assign(kind=kind, delta=delta, variant=variant, seed=seed))

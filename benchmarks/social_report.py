@@ -74,6 +74,12 @@ def render(summaries: Sequence[dict[str, Any]], info: dict[str, Any]) -> str:
             lines += [f"Carried over from an earlier run (`--merge`: not rerun this time): {run.get('cpu', '?')}, "
                       f"{run.get('threads')} torch threads, seeds {run.get('seeds')}"
                       f"{', `--cached-only`' if run.get('cached_only') else ''}.", ""]
+        code = s.get("code") or []
+        if code:
+            mixed = len(code) > 1 or any(c.endswith("+dirty") or c in ("unrecorded", "unknown") for c in code)
+            warn = (": **mixed or unrecorded code versions** (the cache is keyed by params, not code): rerun these "
+                    "cells at one commit before comparing their rows." if mixed else ".")
+            lines += [f"Cells trained at code {', '.join(code)}{warn}", ""]
         if s.get("pending"):
             lines += [f"Pending (not trained yet): {', '.join(s['pending'])}.", ""]
         if s.get("tuned"):

@@ -70,4 +70,5 @@ def summarise(name: str, result: dict[str, Any]) -> dict[str, Any]:
     table = table.merge(pd.DataFrame(lifts), on=["kind", "delta", "variant"], how="left") if lifts else table
     filters = [{"kind": k, "delta": d, "method": m, **v} for (k, d, m), v in result["filters"].items()]
     return {"dataset": name, "table": json.loads(table.to_json(orient="records")), "filters": filters,
-            "checks": checks(table), "pending": result.get("pending", []), "tuned": result.get("tuned")}
+            "checks": checks(table), "pending": result.get("pending", []), "tuned": result.get("tuned"),
+            "code": sorted(set(rows["code"])) if "code" in rows else []}

@@ -77,6 +77,14 @@ def test_merge_replaces_the_datasets_this_run_trained_and_carries_the_others_wit
     assert merge([fresh], tmp_path / "absent.json", new_run) == [{**fresh, "run": new_run}]
 
 
+def test_the_report_names_the_code_its_cells_were_trained_at_and_warns_when_it_is_mixed():
+    one = {"dataset": "d", "table": [], "filters": [], "checks": {}, "pending": [], "tuned": None}
+    text = render([{**one, "code": ["abc1234"]}], {"seeds": [42]})
+    assert "Cells trained at code abc1234." in text and "mixed" not in text
+    for code in (["abc1234", "def5678"], ["abc1234+dirty"], ["unrecorded"]):
+        assert "**mixed or unrecorded code versions**" in render([{**one, "code": code}], {"seeds": [42]})
+
+
 @pytest.mark.slow
 def test_a_tiny_grid_runs_every_variant_plants_the_fakes_and_reruns_from_its_cache(tmp_path, monkeypatch):
     from tests.e2e.conftest import TINY, deep_update
@@ -99,6 +107,7 @@ def test_a_tiny_grid_runs_every_variant_plants_the_fakes_and_reruns_from_its_cac
     gate = rows[(rows["variant"] == "gate") & (rows["delta"] == 1.0)]["gate_auc"].iloc[0]
     assert 0.0 <= gate <= 1.0                                                   # the planted fakes are scored
     summary = social.summarise("default", result)
+    assert summary["code"] == [ds.code]          # every cell records the code it was trained at
     text = render([summary], {"seeds": [42], "threads": 2, "quick": True})
     assert "## default" in text and "| random δ=1 | gate |" in text and "Robustness at δ = 1" in text
     assert "one seed: no spread" in text
