@@ -44,7 +44,8 @@ def merge(summaries: Sequence[dict[str, Any]], previous: Path, info: dict[str, A
     out, seen = [], set()
     for s in old["datasets"]:
         seen.add(s["dataset"])
-        out.append(ran.get(s["dataset"]) or {**s, "run": s.get("run") or old.get("machine") or {}, "carried": True})
+        out.append(ran.get(s["dataset"]) or {**s, "run": s.get("run") or old.get("machine") or {}, "carried": True,
+                                             "code": s.get("code") or ["unrecorded"]})
     return out + [s for name, s in ran.items() if name not in seen]
 
 

@@ -71,6 +71,7 @@ def test_merge_replaces_the_datasets_this_run_trained_and_carries_the_others_wit
     assert [s["dataset"] for s in out] == ["default", "lastfm-hetrec", "filmtrust"]     # the previous order first
     assert out[0]["pending"] == [] and out[0]["run"] == new_run and not out[0].get("carried")
     assert out[1]["carried"] and out[1]["run"] == old_run and out[1]["pending"] == ["hard δ=1"]
+    assert out[1]["code"] == ["unrecorded"]          # a summary from before cells recorded their code
     assert out[1]["table"][0]["ndcg@10_mean"] == 0.19
     text = render(out, new_run)
     assert text.count("Carried over from an earlier run") == 1 and "old box, 1 torch threads" in text
