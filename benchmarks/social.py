@@ -43,9 +43,8 @@ import pandas as pd
 import yaml
 
 from benchmarks.common import REPO, code_version, data_root, machine
-from benchmarks.social_stats import METRICS, VARIANTS, checks, paired, summarise  # noqa: F401 (the API, as before)
+from benchmarks.social_stats import METRICS, REFERENCE, TUNED, VARIANTS, checks, paired, summarise  # noqa: F401
 
-REFERENCE, TUNED = "lightgcn (no ties)", "filter + gate, β on validation"
 NAMED = {"lightgcn": REFERENCE, "sociallgn": "sociallgn (filter)", "social-tuned": TUNED}   # model → variant
 SPLIT_SEED = 42
 NOISE_SEED = 42

@@ -8,9 +8,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-REFERENCE = "lightgcn (no ties)"
-ORDER = (REFERENCE, "no protection", "filter", "gate", "filter + gate", "sociallgn (filter)",
-         "filter + gate, β on validation")
+from benchmarks.social_stats import REFERENCE, TUNED
+
+ORDER = (REFERENCE, "no protection", "filter", "gate", "filter + gate", "sociallgn (filter)", TUNED)
 
 
 def _f(value: Any, digits: int = 4) -> str:

@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 
 METRICS = ("ndcg@10", "recall@10")
+REFERENCE = "lightgcn (no ties)"      # the variant every lift is measured against
+TUNED = "filter + gate, β on validation"
 BOOTSTRAP = 2000
 #: variant → (graph.social.method, social model's attention); lightgcn and sociallgn are separate
 VARIANTS = {"no protection": ("none", False), "filter": ("taste", False), "gate": ("none", True),
@@ -37,7 +39,7 @@ def paired(a: pd.DataFrame, b: pd.DataFrame, seed: int = 0) -> Optional[dict[str
 def checks(table: pd.DataFrame) -> dict[str, Any]:
     """The issue's robustness criteria on this dataset's table (δ = 1 random against δ = 0)."""
     out: dict[str, Any] = {}
-    ref = table[table["variant"] == "lightgcn (no ties)"]
+    ref = table[table["variant"] == REFERENCE]
     if ref.empty:
         return out
     lg, lg_std = float(ref["ndcg@10_mean"].iloc[0]), float(np.nan_to_num(ref["ndcg@10_std"].iloc[0]))
@@ -62,10 +64,10 @@ def summarise(name: str, result: dict[str, Any]) -> dict[str, Any]:
                   seeds=("seed", "count"), no_tie_kept=("no_tie_kept", "any"),
                   train_seconds=("train_seconds", "mean"))
              .reset_index())
-    reference = per_user[per_user["variant"] == "lightgcn (no ties)"]
+    reference = per_user[per_user["variant"] == REFERENCE]
     lifts = []
     for (kind, delta, variant), frame in per_user.groupby(["kind", "delta", "variant"], sort=False):
-        if variant != "lightgcn (no ties)":
+        if variant != REFERENCE:
             lifts.append({"kind": kind, "delta": delta, "variant": variant, **(paired(frame, reference) or {})})
     table = table.merge(pd.DataFrame(lifts), on=["kind", "delta", "variant"], how="left") if lifts else table
     filters = [{"kind": k, "delta": d, "method": m, **v} for (k, d, m), v in result["filters"].items()]
